@@ -1,0 +1,108 @@
+"""Reverse-mode multivariate chain rule: one backward sweep over a computation graph.
+
+Walking from the cost back to the parameters, the *adjoint* of a node (the derivative of
+the cost with respect to it) is the sum, over the node's children, of the child's adjoint
+times the local derivative of the child with respect to the node. Each term of that sum is a
+*branch*; a node with several children is a *fork*, where branches add. Every step is kept,
+in order, so a report can show the calculus a teacher writes on the board.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .graph import Node, children_of
+from .rules import simplest
+
+
+@dataclass
+class Branch:
+    """One path from a child back to a node: ``term = adjoint(child) * local_derivative``."""
+
+    child: Node
+    local_derivative: sp.Expr | None
+    term: sp.Expr
+
+
+@dataclass
+class Step:
+    """The backward step at one node.
+
+    ``named`` is the sum of the branch terms, written with the children's adjoints (the
+    chain rule as a product of named factors); ``value`` is the form the kernels use: the
+    same sum, or, where substituting the children's closed forms makes it shorter, the
+    simplified result (``a - y`` for sigmoid with cross-entropy).
+    """
+
+    node: Node
+    adjoint: sp.Expr
+    branches: list[Branch] = field(default_factory=list)
+    named: sp.Expr = sp.Integer(1)
+    value: sp.Expr = sp.Integer(1)
+
+    @property
+    def is_fork(self) -> bool:
+        return len(self.branches) > 1
+
+    @property
+    def simplified(self) -> bool:
+        return self.value != self.named
+
+
+def adjoint_symbol(node: Node) -> sp.Expr:
+    """``dz1`` for a scalar node, the matrix ``dZ1`` (same shape as ``Z1``) at matrix level."""
+    name = "d" + node.name
+    if node.matrix is not None:
+        return sp.MatrixSymbol(name, *node.shape)
+    return sp.Symbol(name, real=True)
+
+
+def _stand_in(adjoint: sp.Expr) -> sp.Symbol:
+    return sp.Symbol(adjoint.name, real=True) if isinstance(adjoint, sp.MatrixSymbol) else adjoint
+
+
+def _sum(terms: list[sp.Expr]) -> sp.Expr:
+    if any(isinstance(t, sp.MatrixExpr) for t in terms):
+        return sp.MatAdd(*terms).doit() if len(terms) > 1 else terms[0]
+    return sp.Add(*terms)
+
+
+def sweep(model) -> list[Step]:
+    """The backward sweep: one step per node that lies between a parameter and the cost."""
+    children = children_of(model.nodes)
+    wanted = model.needs_gradient()
+    steps: dict[Node, Step] = {model.cost: Step(model.cost, sp.Integer(1))}
+    adjoint_names: set[sp.Symbol] = set()
+    for node in reversed(model.nodes):
+        if node is model.cost or node not in wanted:
+            continue
+        step = Step(node, adjoint_symbol(node))
+        for child in children[node]:
+            if child not in steps:
+                continue
+            local, term = steps[child].node.op.backward(child, steps[child].adjoint)[node]
+            step.branches.append(Branch(child, local, term))
+        step.named = _sum([b.term for b in step.branches])
+        step.value = _textbook_value(step, steps, adjoint_names, model)
+        steps[node] = step
+        adjoint_names.add(_stand_in(step.adjoint))
+    return list(steps.values())
+
+
+def _textbook_value(step: Step, steps: dict, adjoint_names: set, model) -> sp.Expr:
+    """Substitute the children's closed forms and keep the result when it is no longer."""
+    if isinstance(step.named, sp.MatrixExpr):
+        return step.named
+    closed = {}
+    for branch in step.branches:
+        child_step = steps[branch.child]
+        if isinstance(child_step.value, sp.MatrixExpr) or (
+            child_step.value.free_symbols & adjoint_names
+        ):
+            return step.named
+        closed[_stand_in(child_step.adjoint)] = child_step.value
+    candidate = model.use_target_facts(step.named.xreplace(closed))
+    candidate = simplest(candidate)
+    return candidate if sp.count_ops(candidate) <= sp.count_ops(step.named) else step.named
