@@ -53,8 +53,13 @@ def logistic_regression(n_features: int, level: str = "scalar") -> Model:
     return _build(Network("logreg", (n, 1), ("sigmoid",), "bce"), level)
 
 
-def chain(layers: int, activation: str = "sigmoid", loss: str = "sse", output: str | None = None,
-          level: str = "scalar") -> Model:
+def chain(
+    layers: int,
+    activation: str = "sigmoid",
+    loss: str = "sse",
+    output: str | None = None,
+    level: str = "scalar",
+) -> Model:
     """One neuron per layer, as in 3Blue1Brown: ``z(L) = w(L) a(L-1) + b(L)``.
 
     >>> chain(1).derive().gradient("w1")
@@ -65,8 +70,13 @@ def chain(layers: int, activation: str = "sigmoid", loss: str = "sse", output: s
     return _build(Network("chain", (1,) * (depth + 1), acts, loss), level)
 
 
-def mlp(sizes, activation: str = "relu", output: str | None = None, loss: str | None = None,
-        level: str = "matrix") -> Model:
+def mlp(
+    sizes,
+    activation: str = "relu",
+    output: str | None = None,
+    loss: str | None = None,
+    level: str = "matrix",
+) -> Model:
     """A multilayer perceptron with layer sizes ``[n0, n1, ..., nL]``.
 
     The output activation defaults to sigmoid for one output and softmax for more; the loss
@@ -77,7 +87,9 @@ def mlp(sizes, activation: str = "relu", output: str | None = None, loss: str | 
     """
     sizes = tuple(_size(s, f"layer size #{k}") for k, s in enumerate(_as_list(sizes)))
     if len(sizes) < 2:
-        raise SpecError(f"an MLP needs at least 2 layer sizes (inputs and outputs), got {list(sizes)}")
+        raise SpecError(
+            f"an MLP needs at least 2 layer sizes (inputs and outputs), got {list(sizes)}"
+        )
     output = output or ("sigmoid" if sizes[-1] == 1 else "softmax")
     loss = loss or default_loss(output)
     acts = (activation,) * (len(sizes) - 2) + (output,)
@@ -111,7 +123,9 @@ def _check(net: Network, level: str) -> None:
         act = registry.activation(name)
         if act.output_only and k < len(net.activations) - 1:
             raise IncompatibleError(f"{name} is only available as the output activation")
-    registry.check_head(registry.activation(net.activations[-1]), registry.loss(net.loss), net.sizes[-1])
+    registry.check_head(
+        registry.activation(net.activations[-1]), registry.loss(net.loss), net.sizes[-1]
+    )
     if level == "scalar" and net.n_params > SCALAR_LIMIT:
         raise SpecError(
             f"{net.n_params} parameters is too many for the scalar level (limit {SCALAR_LIMIT}); "
@@ -123,8 +137,9 @@ def _build(net: Network, level: str) -> Model:
     _check(net, level)
     build = _scalar_graph if level == "scalar" else _matrix_graph
     nodes, cost, dims = build(net)
-    return Model(net.kind, level, nodes, cost, net.sizes, _hidden(net), net.activations[-1],
-                 net.loss, dims)
+    return Model(
+        net.kind, level, nodes, cost, net.sizes, _hidden(net), net.activations[-1], net.loss, dims
+    )
 
 
 def _hidden(net: Network) -> str | None:
@@ -188,8 +203,15 @@ def _scalar_graph(net: Network):
             bias = add(names.bias(layer, j), "param")
             expr = sp.Add(*[w.symbol * p.symbol for w, p in zip(weights, prev)], bias.symbol)
             parents = (*weights, *prev, bias)
-            zs.append(add(names.unit("z", layer, j), "hidden", op=Primitive("+"), parents=parents,
-                          expr=expr))
+            zs.append(
+                add(
+                    names.unit("z", layer, j),
+                    "hidden",
+                    op=Primitive("+"),
+                    parents=parents,
+                    expr=expr,
+                )
+            )
         outs = [sp.Symbol(names.unit("a", layer, j), real=True) for j in range(width)]
         role = "output" if layer == len(net.sizes) - 1 else "hidden"
         prev = []
@@ -216,19 +238,40 @@ def _matrix_graph(net: Network):
     depth = len(net.sizes) - 1
     for layer, act in enumerate(net.activations, start=1):
         tag = "" if logreg else str(layer)
-        w = Node("w" if logreg else f"W{layer}", "param", shape=(dims[layer - 1], dims[layer]),
-                 array_shape=(dims[0],) if logreg else None)
-        b = Node(f"b{tag}", "param", shape=(1, dims[layer]), array_shape=() if logreg else (dims[layer],))
-        z = Node(f"Z{tag}", "hidden", op=DenseOp(), parents=(prev, w, b),
-                 expr=prev.matrix * w.matrix + OneMatrix(m, 1) * b.matrix, shape=(m, dims[layer]),
-                 array_shape=(m,) if logreg else None)
+        w = Node(
+            "w" if logreg else f"W{layer}",
+            "param",
+            shape=(dims[layer - 1], dims[layer]),
+            array_shape=(dims[0],) if logreg else None,
+        )
+        b = Node(
+            f"b{tag}", "param", shape=(1, dims[layer]), array_shape=() if logreg else (dims[layer],)
+        )
+        z = Node(
+            f"Z{tag}",
+            "hidden",
+            op=DenseOp(),
+            parents=(prev, w, b),
+            expr=prev.matrix * w.matrix + OneMatrix(m, 1) * b.matrix,
+            shape=(m, dims[layer]),
+            array_shape=(m,) if logreg else None,
+        )
         op = RowActivationOp(act, dims[layer])
         role = "output" if layer == depth else "hidden"
-        prev = Node(f"A{tag}", role, op=op, parents=(z,), expr=op.definition(z.symbol),
-                    shape=(m, dims[layer]), array_shape=(m,) if logreg else None)
+        prev = Node(
+            f"A{tag}",
+            role,
+            op=op,
+            parents=(z,),
+            expr=op.definition(z.symbol),
+            shape=(m, dims[layer]),
+            array_shape=(m,) if logreg else None,
+        )
         nodes += [w, b, z, prev]
     target = Node("Y", "target", shape=(m, dims[-1]), array_shape=(m,) if logreg else None)
     op = CostOp(net.loss, sp.Integer(net.sizes[-1]))
-    cost = Node("J", "loss", op=op, parents=(prev, target), expr=op.definition(prev.symbol, target.symbol))
+    cost = Node(
+        "J", "loss", op=op, parents=(prev, target), expr=op.definition(prev.symbol, target.symbol)
+    )
     nodes += [target, cost]
     return nodes, cost, dict(zip(dims, net.sizes))

@@ -74,7 +74,9 @@ class Model:
         shapes: dict[str, tuple[int, ...]] = {}
         for node in self.params:
             if self.level == "matrix":
-                shapes[node.name] = tuple(int(sp.sympify(d).xreplace(self.dims)) for d in node.array_shape)
+                shapes[node.name] = tuple(
+                    int(sp.sympify(d).xreplace(self.dims)) for d in node.array_shape
+                )
             elif node.tensor is None:
                 shapes[node.name] = ()
             else:
@@ -204,7 +206,9 @@ class Derivation:
             if step.node.role == "param" or _stand_in_name(step) in needed:
                 needed |= {s.name for s in step.value.free_symbols}
                 needed.add(_stand_in_name(step))
-        return [s for s in self.steps if _stand_in_name(s) in needed and s.node is not self.model.cost]
+        return [
+            s for s in self.steps if _stand_in_name(s) in needed and s.node is not self.model.cost
+        ]
 
     def __repr__(self) -> str:
         return f"Derivation({self.model.spec}, level={self.model.level!r}, {len(self.steps)} steps)"

@@ -193,9 +193,7 @@ def lift(expr: sp.Expr, rows: dict[sp.IndexedBase, sp.Symbol], width: sp.Expr) -
         return rowsum(lift(s.function, rows, width))
 
     expr = expr.replace(lambda e: isinstance(e, Sum), lift_sum)
-    expr = expr.replace(
-        lambda e: isinstance(e, Indexed) and e.base in rows, lambda e: rows[e.base]
-    )
+    expr = expr.replace(lambda e: isinstance(e, Indexed) and e.base in rows, lambda e: rows[e.base])
     return expr.xreplace({n: width})
 
 

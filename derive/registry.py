@@ -94,7 +94,9 @@ ACTIVATIONS: dict[str, Activation] = {
             r"\operatorname{ELU}",
             "z for z > 0, exp(z) - 1 otherwise",
         ),
-        _elementwise("softplus", lambda t: log(1 + exp(t)), r"\operatorname{softplus}", "log(1 + e^z)"),
+        _elementwise(
+            "softplus", lambda t: log(1 + exp(t)), r"\operatorname{softplus}", "log(1 + e^z)"
+        ),
         _elementwise(
             "step",
             lambda t: Piecewise((1, t > 0), (0, True)),
@@ -132,9 +134,24 @@ LOSSES: dict[str, Loss] = {
             r"\mathcal{L}_{\frac{1}{2}\mathrm{SSE}}",
             "half the sum of squared errors",
         ),
-        Loss("mse", _row_sum(_r**2) / n, r"\mathcal{L}_{\mathrm{MSE}}", "mean squared error over outputs"),
-        Loss("mae", _row_sum(Abs(_r)) / n, r"\mathcal{L}_{\mathrm{MAE}}", "mean absolute error over outputs"),
-        Loss("huber", _row_sum(_huber) / n, r"\mathcal{L}_{\mathrm{Huber}}", "Huber (delta = 1), mean over outputs"),
+        Loss(
+            "mse",
+            _row_sum(_r**2) / n,
+            r"\mathcal{L}_{\mathrm{MSE}}",
+            "mean squared error over outputs",
+        ),
+        Loss(
+            "mae",
+            _row_sum(Abs(_r)) / n,
+            r"\mathcal{L}_{\mathrm{MAE}}",
+            "mean absolute error over outputs",
+        ),
+        Loss(
+            "huber",
+            _row_sum(_huber) / n,
+            r"\mathcal{L}_{\mathrm{Huber}}",
+            "Huber (delta = 1), mean over outputs",
+        ),
         Loss(
             "bce",
             _row_sum(_bce) / n,

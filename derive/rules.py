@@ -102,7 +102,7 @@ def simplest(expr: sp.Expr) -> sp.Expr:
 
 
 def _branch_in_output(f: sp.Expr, df: sp.Expr) -> sp.Expr:
-    """Rewrite ``df`` (the derivative of ``f(x)``) in terms of ``out = f(x)`` when that is cheaper."""
+    """Rewrite ``df = f'(x)`` in terms of ``out = f(x)`` when that is cheaper."""
     if not df.has(x):
         return df
     candidates = [df.subs(f, out)]
