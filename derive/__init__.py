@@ -2,8 +2,11 @@
 
 from .builders import chain, logistic_regression, mlp
 from .errors import BackpropInputError, IncompatibleError, SpecError, UnknownNameError
+from .evaluate import evaluate
+from .expressions import from_expr, parse_expression
 from .model import Derivation, Model
 from .registry import ACTIVATIONS, LOSSES
+from .spec import build
 
 __all__ = [
     "ACTIVATIONS",
@@ -14,7 +17,11 @@ __all__ = [
     "Model",
     "SpecError",
     "UnknownNameError",
+    "build",
     "chain",
+    "evaluate",
+    "from_expr",
     "logistic_regression",
     "mlp",
+    "parse_expression",
 ]

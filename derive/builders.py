@@ -90,6 +90,7 @@ def mlp(
         raise SpecError(
             f"an MLP needs at least 2 layer sizes (inputs and outputs), got {list(sizes)}"
         )
+    registry.activation(activation)  # a bad name is an error even when no layer is hidden
     output = output or ("sigmoid" if sizes[-1] == 1 else "softmax")
     loss = loss or default_loss(output)
     acts = (activation,) * (len(sizes) - 2) + (output,)

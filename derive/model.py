@@ -31,6 +31,7 @@ class Model:
     output: str | None = None
     loss: str | None = None
     dims: dict[sp.Symbol, int] = field(default_factory=dict)
+    source: str | None = None  # the expression text a user gave, for kind "expr"
 
     def __post_init__(self):
         self.nodes = topological(self.nodes)
@@ -62,7 +63,7 @@ class Model:
     def spec(self) -> str:
         """The spec string that builds this model, e.g. ``mlp:4-3-2``."""
         if self.kind == "expr":
-            return f"{self.cost.name} = {self.cost_expression()}"
+            return self.source or f"{self.cost.name} = {self.cost_expression()}"
         if self.kind == "logreg":
             return f"logreg:{self.sizes[0]}"
         if self.kind == "chain":

@@ -1,0 +1,221 @@
+"""Any scalar SymPy expression as a computation graph, and a safe parser for user text.
+
+``from_expr(3*(a + b*c))`` gives Ng's graph: ``u = b c``, ``v = a + u``, ``J = 3 v``. Every
+compound subexpression becomes a named node (shared ones once, so the graph forks where a
+value is used twice); numbers and plain negation or division stay inside their node.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from . import registry
+from .errors import BackpropInputError
+from .graph import Node
+from .model import Model
+from .ops import ActivationOp, Primitive
+
+FUNCTIONS = {
+    "exp": sp.exp,
+    "log": sp.log,
+    "sqrt": sp.sqrt,
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tan": sp.tan,
+    "tanh": sp.tanh,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "abs": sp.Abs,
+}
+ACTIVATION_CALLS = {
+    name: sp.Function(name, real=True)
+    for name, act in registry.ACTIVATIONS.items()
+    if act.elementwise and name not in FUNCTIONS
+}
+NODE_NAMES = ("u", "v", "p", "q", "r", "s", "t")
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+class ExpressionError(BackpropInputError):
+    """Text that is not an expression this toolkit can differentiate."""
+
+
+_BINARY = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+    ast.BitXor: lambda a, b: a**b,  # x^2, as people write it
+}
+
+
+def parse_expression(text: str) -> tuple[str | None, sp.Expr]:
+    """Parse ``"J = 3*(a + b*c)"`` (the name is optional) without ``eval``.
+
+    >>> parse_expression("J = 3*(a + b*c)")
+    ('J', 3*(a + b*c))
+    """
+    name, _, body = text.rpartition("=") if "=" in text else ("", "", text)
+    name = name.strip() or None
+    if name is not None and not name.isidentifier():
+        raise ExpressionError(f"the name before '=' must be an identifier, got {name!r}")
+    try:
+        tree = ast.parse(body.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ExpressionError(f"cannot parse expression {body.strip()!r}: {err.msg}") from None
+    with sp.evaluate(False):  # keep the user's structure: 3*(a + b*c) stays a product
+        return name, _convert(tree.body)
+
+
+def _convert(node: ast.AST) -> sp.Expr:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return sp.Rational(str(node.value))
+    if isinstance(node, ast.Name):
+        if node.id in FUNCTIONS or node.id in ACTIVATION_CALLS:
+            raise ExpressionError(f"{node.id!r} is a function; call it, e.g. {node.id}(x)")
+        return sp.Symbol(node.id, real=True)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _BINARY[type(node.op)](_convert(node.left), _convert(node.right))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        value = _convert(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        return _call(node.func.id, [_convert(arg) for arg in node.args])
+    raise ExpressionError(
+        f"unsupported syntax {ast.unparse(node)!r}: use numbers, names, + - * / ** and "
+        f"the functions {', '.join(sorted(FUNCTIONS) + sorted(ACTIVATION_CALLS))}"
+    )
+
+
+def _call(name: str, args: list[sp.Expr]) -> sp.Expr:
+    fn = FUNCTIONS.get(name) or ACTIVATION_CALLS.get(name)
+    if fn is None:
+        known = ", ".join(sorted(FUNCTIONS) + sorted(ACTIVATION_CALLS))
+        raise ExpressionError(f"unknown function {name!r}; known: {known}")
+    if len(args) != 1:
+        raise ExpressionError(f"{name} takes one argument, got {len(args)}")
+    return fn(args[0])
+
+
+# ---------------------------------------------------------------------------- graph
+
+
+def from_expr(expr, params=None, inputs=None, name: str | None = None) -> Model:
+    """The computation graph of a scalar expression (a SymPy expression or text).
+
+    ``params`` are the symbols to differentiate by (all of them by default); any other
+    symbol is an input (a column of X in a generated kernel).
+
+    >>> model = from_expr("J = 3*(a + b*c)")
+    >>> [(node.name, node.expr) for node in model.nodes if not node.is_leaf]
+    [('u', b*c), ('v', a + u), ('J', 3*v)]
+    >>> model.derive().gradient("b", closed=True)
+    3*c
+    """
+    source = expr.strip() if isinstance(expr, str) else None
+    if isinstance(expr, str):
+        parsed_name, expr = parse_expression(expr)
+        name = name or parsed_name
+    expr = sp.sympify(expr)
+    if not isinstance(expr, sp.Expr) or not expr.free_symbols:
+        raise ExpressionError(f"need an expression with at least one symbol, got {expr!r}")
+    leaves = sorted(expr.free_symbols, key=lambda s: s.name)
+    params, inputs = _split_leaves(leaves, params, inputs)
+    builder = _GraphBuilder(name or "J", {s.name for s in leaves})
+    for symbol in leaves:
+        builder.leaf(symbol, "param" if symbol in params else "input")
+    if expr.is_Symbol:  # J = a: one node that copies its input
+        expr = sp.Mul(1, expr, evaluate=False)
+    cost = builder.node_for(expr, root=True)
+    return Model("expr", "scalar", builder.nodes, cost, source=source)
+
+
+def _split_leaves(leaves, params, inputs):
+    by_name = {s.name: s for s in leaves}
+
+    def resolve(items, what):
+        out = []
+        for item in items or []:
+            key = item if isinstance(item, str) else getattr(item, "name", item)
+            if key not in by_name:
+                raise ExpressionError(
+                    f"{what} {key!r} is not in the expression; it has {sorted(by_name)}"
+                )
+            out.append(by_name[key])
+        return out
+
+    params, inputs = resolve(params, "parameter"), resolve(inputs, "input")
+    if not params:
+        params = [s for s in leaves if s not in inputs]
+    if not params:
+        raise ExpressionError("nothing to differentiate: every symbol is an input")
+    return params, inputs
+
+
+class _GraphBuilder:
+    def __init__(self, root_name: str, taken: set[str]):
+        self.root_name, self.taken = root_name, taken | {root_name}
+        self.nodes: list[Node] = []
+        self.by_expr: dict[sp.Expr, Node] = {}
+        self.counter = 0
+
+    def leaf(self, symbol: sp.Symbol, role: str) -> None:
+        node = Node(symbol.name, role)
+        self.nodes.append(node)
+        self.by_expr[symbol] = node
+
+    def fresh_name(self) -> str:
+        while True:
+            base = NODE_NAMES[self.counter % len(NODE_NAMES)]
+            suffix = self.counter // len(NODE_NAMES)
+            self.counter += 1
+            name = base + (str(suffix) if suffix else "")
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def node_for(self, expr: sp.Expr, root: bool = False) -> Node:
+        if expr in self.by_expr and not root:
+            return self.by_expr[expr]
+        args, parents = [], []
+        for arg in expr.args:
+            inner, arg_parents = self.operand(arg, expr)
+            args.append(inner)
+            parents += arg_parents
+        name = self.root_name if root else self.fresh_name()
+        node = self._make(name, expr, args, tuple(dict.fromkeys(parents)), root)
+        self.nodes.append(node)
+        self.by_expr.setdefault(expr, node)
+        return node
+
+    def operand(self, arg: sp.Expr, parent: sp.Expr) -> tuple[sp.Expr, list[Node]]:
+        """An argument as it appears inside its parent node, and the nodes it reads.
+
+        A number times something in a sum (``a - u``) and a reciprocal in a product (``a/u``)
+        stay part of the parent's operation, as a person writes them."""
+        if arg.is_Number:
+            return arg, []
+        if isinstance(parent, sp.Add) and isinstance(arg, sp.Mul):
+            coeff, rest = arg.as_coeff_Mul()
+            if coeff.is_Number and coeff != 1 and rest != 1:
+                inner, parents = self.operand(rest, arg)
+                return coeff * inner, parents
+        if isinstance(parent, sp.Mul) and isinstance(arg, sp.Pow) and arg.exp == -1:
+            inner, parents = self.operand(arg.base, arg)
+            return 1 / inner, parents
+        node = self.by_expr.get(arg) or self.node_for(arg)
+        return node.symbol, [node]
+
+    def _make(self, name, expr, args, parents, root) -> Node:
+        role = "loss" if root else "hidden"
+        if isinstance(expr, AppliedUndef) and expr.func.__name__ in ACTIVATION_CALLS:
+            op = ActivationOp(expr.func.__name__, 0, [args[0]], [sp.Symbol(name, real=True)])
+            return Node(name, role, op=op, parents=parents, expr=op.definition())
+        body = expr.func(*args)
+        return Node(name, role, op=Primitive.of(expr), parents=parents, expr=body)

@@ -1,0 +1,157 @@
+"""The ``backprop`` command: derive, codegen, check, report.
+
+Exit codes: 0 ok, 1 a verification mismatch, 2 bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from derive import ACTIVATIONS, LOSSES, BackpropInputError
+from derive.spec import FORMS, build
+
+OK, MISMATCH, BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2."""
+
+    def error(self, message: str):
+        raise BackpropInputError(f"{message} (see '{self.prog} --help')")
+
+
+def _model_options(parser: argparse.ArgumentParser, spec_required: bool = True) -> None:
+    parser.add_argument("spec", nargs=None if spec_required else "?", help=f"model: {FORMS}")
+    parser.add_argument("--activation", help=f"hidden activation: {', '.join(ACTIVATIONS)}")
+    parser.add_argument(
+        "--output", help="output activation (default: sigmoid for 1 output, softmax for more)"
+    )
+    parser.add_argument("--loss", help=f"loss: {', '.join(LOSSES)}")
+    parser.add_argument(
+        "--level",
+        choices=["scalar", "matrix"],
+        help="graph level (default: matrix for mlp, scalar otherwise)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="backprop",
+        description="Derive backpropagation symbolically, "
+        "generate NumPy kernels, and check them against JAX and finite differences.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("derive", help="print the derivation: forward pass, every backward step")
+    _model_options(p)
+
+    p = sub.add_parser("codegen", help="write a NumPy (or JAX) kernel module")
+    _model_options(p)
+    p.add_argument("--target", choices=["numpy", "jax"], default="numpy")
+    p.add_argument("-o", "--output-file", dest="out", help="file to write (default: stdout)")
+
+    p = sub.add_parser("check", help="check the kernel against JAX autodiff and finite differences")
+    _model_options(p)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--batch", type=int, default=8, help="examples in the test batch")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("report", help="write the LaTeX derivation report (and its PDF)")
+    _model_options(p, spec_required=False)
+    p.add_argument(
+        "--notation",
+        choices=["ng", "3b1b"],
+        default=None,
+        help="symbols of Andrew Ng's course or of 3Blue1Brown (default: by model)",
+    )
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output-dir", dest="out", default="report", help="directory to write")
+    return parser
+
+
+def _model(args, for_kernels: bool = False):
+    return build(args.spec, args.activation, args.output, args.loss, args.level, for_kernels)
+
+
+def cmd_derive(args) -> int:
+    from .plain import render
+
+    print(render(_model(args).derive()))
+    return OK
+
+
+def cmd_codegen(args) -> int:
+    from numeric import codegen
+
+    kernel = codegen(_model(args, for_kernels=True).derive(), target=args.target)
+    if args.out:
+        kernel.save(_writable_file(args.out))
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(kernel.source)
+    return OK
+
+
+def cmd_check(args) -> int:
+    from numeric.verify import verify
+
+    if args.batch < 1:
+        raise BackpropInputError(f"--batch must be a positive integer, got {args.batch}")
+    result = verify(
+        _model(args, for_kernels=True), dtype=args.dtype, batch=args.batch, seed=args.seed
+    )
+    print(result.report())
+    return OK if result.ok else MISMATCH
+
+
+def cmd_report(args) -> int:
+    from .document import DEFAULT_SPEC, write_report
+
+    args.spec = args.spec or DEFAULT_SPEC
+    result = write_report(
+        _model(args),
+        Path(args.out),
+        notation=args.notation,
+        seed=args.seed,
+        dtype=args.dtype,
+        progress=lambda msg: print(msg, file=sys.stderr),
+    )
+    print(result.summary())
+    return OK
+
+
+def _writable_file(path: str) -> Path:
+    target = Path(path)
+    if target.is_dir():
+        raise BackpropInputError(f"-o {path!r} is a directory; give a file name such as kernel.py")
+    if not target.parent.exists():
+        raise BackpropInputError(
+            f"cannot write {path!r}: directory {str(target.parent)!r} does not exist"
+        )
+    return target
+
+
+COMMANDS = {"derive": cmd_derive, "codegen": cmd_codegen, "check": cmd_check, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; bad input prints one line and returns 2."""
+    try:
+        args = _parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except BackpropInputError as err:
+        print(f"backprop: error: {err}", file=sys.stderr)
+        return BAD_INPUT
+    except OSError as err:  # unwritable output and the like: the user's to fix
+        print(
+            f"backprop: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Bad input gets a ValueError that names the bad value and what is allowed; the CLI turns it
+into one line on stderr and exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+import derive
+from derive import BackpropInputError, IncompatibleError, SpecError, UnknownNameError
+from derive.spec import build
+from reports.cli import main
+
+
+@pytest.mark.parametrize("sizes", [[4, 0, 2], [4, -1, 2], [2], [], [2.5, 1], [True, 2]])
+def test_bad_layer_sizes(sizes):
+    with pytest.raises(SpecError, match="positive integer|at least 2"):
+        derive.mlp(sizes)
+
+
+def test_unknown_activation_lists_the_known_ones():
+    with pytest.raises(UnknownNameError) as err:
+        derive.mlp([2, 2], activation="swish")
+    assert "'swish'" in str(err.value)
+    for name in ("relu", "sigmoid", "tanh", "softplus"):
+        assert name in str(err.value)
+
+
+def test_unknown_loss_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="'hinge'.*bce.*cce"):
+        derive.chain(2, loss="hinge")
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(sizes=[3, 1], output="sigmoid", loss="cce"), "needs a softmax output"),
+        (dict(sizes=[3, 2], output="softmax", loss="bce"), "needs a sigmoid output"),
+        (dict(sizes=[3, 2], output="softmax", loss="cce_logits"), "needs a linear output"),
+        (dict(sizes=[3, 1], output="softmax", loss="mse"), "at least 2 outputs"),
+        (dict(sizes=[3, 1], output="linear", loss="cce_logits"), "at least 2 outputs"),
+        (dict(sizes=[3, 3, 2], activation="softmax"), "only available as the output"),
+    ],
+)
+def test_loss_that_does_not_fit_the_output(kwargs, pattern):
+    with pytest.raises(IncompatibleError, match=pattern):
+        derive.mlp(**kwargs)
+
+
+def test_scalar_level_refuses_huge_networks():
+    with pytest.raises(SpecError, match="use level='matrix'"):
+        derive.mlp([784, 512, 10], level="scalar")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["mlp:4--2", "mlp:", "mlp:4-x-2", "logreg:2-3", "chain:", "foo:3", "", "mlp:0-2", "chain:0"],
+)
+def test_malformed_specs(spec):
+    with pytest.raises(BackpropInputError):
+        build(spec)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('true')",
+        "a.b",
+        "x[0]",
+        "lambda: 1",
+        "f(x)",
+        "exp(1, 2)",
+        "a +",
+        "exp",
+        "(a, b)",
+        "a if b else c",
+    ],
+)
+def test_expressions_are_parsed_never_evaluated(text):
+    with pytest.raises(BackpropInputError):
+        derive.from_expr(text)
+
+
+def test_expression_parameter_must_be_in_the_expression():
+    with pytest.raises(BackpropInputError, match="'z' is not in the expression"):
+        derive.from_expr("a*b", params=["z"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["derive", "mlp:4-0-2"],
+        ["derive", "mlp:3-1", "--loss", "cce"],
+        ["derive", "mlp:3-2", "--activation", "swish"],
+        ["derive", "nonsense:1"],
+        ["derive", "a.b"],
+        ["derive"],
+        ["frobnicate"],
+        ["derive", "logreg:3", "--activation", "tanh"],
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("backprop: error: ")
+    assert "Traceback" not in err
+
+
+def test_installed_cli_exits_2_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "reports.cli", "derive", "mlp:4-0-2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "backprop: error: layer size #1 must be a positive integer, got 0"
