@@ -176,7 +176,7 @@ def _scalar(out, want_complex: bool):
     value = arr.reshape(())[()]
     if want_complex:
         if not np.iscomplexobj(arr):
-            raise ComplexStepUnsupported("loss_fn returned a real value for complex params")
+            raise ComplexStepUnsupported("real result: loss_fn returned a real value")
         return complex(value)
     return float(np.real(value)) if np.iscomplexobj(arr) else float(value)
 
@@ -189,7 +189,7 @@ def _batch(out, k: int, want_complex: bool) -> np.ndarray:
             f"{k} losses, got shape {arr.shape}"
         )
     if want_complex and not np.iscomplexobj(arr):
-        raise ComplexStepUnsupported("loss_fn returned real values for complex params")
+        raise ComplexStepUnsupported("real result: loss_fn returned real values")
     return arr.reshape(k).astype(np.complex128 if want_complex else np.float64)
 
 
@@ -286,14 +286,13 @@ def complex_step_size(x: np.ndarray) -> np.ndarray:
 
 
 def entry_estimates(ev: Evaluator, name: str, flat_idx: np.ndarray, f0: float,
-                    use_complex: bool = False) -> Estimate:
-    """Estimate d loss / d params[name].flat[j] for each j in ``flat_idx``.
+                    step_scale: float = 1.0) -> Estimate:
+    """Estimate d loss / d params[name].flat[j] for each j in ``flat_idx`` (real stencil).
 
-    With ``use_complex`` the complex step is tried too and adopted for entries where it agrees
-    with the real stencil; a loss that is not complex-safe raises ComplexStepUnsupported.
+    ``step_scale`` shrinks the steps, e.g. to look closer at an entry that showed a kink.
     """
     x = ev.params[name].reshape(-1)[flat_idx]
-    h = step_sizes(x)
+    h = step_sizes(x) * step_scale
     offsets, points = [], []
     for c in (-1.0, -0.5, 0.5, 1.0):
         point, offset = shifted(x, c * h)
@@ -301,12 +300,16 @@ def entry_estimates(ev: Evaluator, name: str, flat_idx: np.ndarray, f0: float,
         offsets.append(offset)
     t = np.stack(offsets, axis=-1)
     vals = ev.at_entries(name, np.tile(flat_idx, 4), np.concatenate(points))
-    est = stencil_estimate(f0, t, vals.reshape(4, -1).T, eps_of(x.dtype))
-    if not use_complex:
-        return est
+    return stencil_estimate(f0, t, vals.reshape(4, -1).T, eps_of(x.dtype))
+
+
+def complex_partials(ev: Evaluator, name: str, flat_idx: np.ndarray) -> np.ndarray:
+    """Complex-step partials ``Im f(x + i*hc*e_j) / hc``; raises ComplexStepUnsupported."""
+    x = ev.params[name].reshape(-1)[flat_idx]
     hc = complex_step_size(x)
-    cvals = ev.at_entries(name, flat_idx, x.astype(np.complex128) + 1j * hc)
-    return adopt_complex(est, cvals.imag / hc, eps_of(x.dtype))
+    ctype = np.result_type(x.dtype, np.complex64)
+    vals = ev.at_entries(name, flat_idx, x.astype(ctype) + (1j * hc).astype(ctype))
+    return vals.imag / hc
 
 
 def adopt_complex(est: Estimate, cs: np.ndarray, eps: float) -> Estimate:
@@ -334,14 +337,20 @@ def directional_estimate(ev: Evaluator, direction: Mapping[str, np.ndarray], f0:
     """
     dtype = np.result_type(*(ev.params[n].dtype for n in direction))
     t = np.array([-h, -h / 2, h / 2, h])
+    # Work on the support of the direction only: bisection directions are sparse.
+    support = {n: np.flatnonzero(v) for n, v in direction.items()}
     updates, drift = [], np.zeros(4)
     for k, tk in enumerate(t):
         update = {}
         for name, v in direction.items():
-            point, offset = shifted(ev.params[name], tk * v)
+            x, idx = ev.params[name], support[name]
+            step = tk * v.reshape(-1)[idx]
+            moved, offset = shifted(x.reshape(-1)[idx], step)
+            point = x.copy()
+            point.reshape(-1)[idx] = moved
             update[name] = point
             if grads is not None:
-                drift[k] += float(np.sum(grads[name] * (offset - tk * v)))
+                drift[k] += float(np.dot(grads[name].reshape(-1)[idx], offset - step))
         updates.append(update)
     vals = ev.at_points(updates) - drift
     return stencil_estimate(f0, t, vals, eps_of(dtype))
@@ -372,7 +381,10 @@ def partial_derivative(loss_fn: LossFn, params: Params, name: str, index,
     ev = Evaluator(loss_fn, params)
     shape = params[name].shape
     flat = int(np.ravel_multi_index(tuple(index), shape)) if shape else 0
-    est = entry_estimates(ev, name, np.atleast_1d(flat), ev.base(), use_complex=complex_step)
+    idx = np.atleast_1d(flat)
+    est = entry_estimates(ev, name, idx, ev.base())
+    if complex_step:
+        est = adopt_complex(est, complex_partials(ev, name, idx), eps_of(params[name].dtype))
     return est.at(0)
 
 

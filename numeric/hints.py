@@ -80,7 +80,7 @@ def ratio_hint(r: float, batch_size: int | None = None, where: str = "") -> Hint
         return Hint("extra_1/m", head + sign + why, r)
     if r < 0:
         return Hint("sign", head + "a sign flip and a constant factor", r)
-    return Hint("scale", head + "a constant factor on every entry", r)
+    return Hint("scale", head + "a constant factor", r)
 
 
 def _ratio_fits(a, n, bound, mask) -> float | None:
@@ -123,8 +123,10 @@ def _line_hint(a, n, fails, bound, batch_size) -> Hint | None:
         else:
             line_mask[:, lines] = True
         r = _ratio_fits(a, n, bound, line_mask)
-        tail = ratio_hint(r, batch_size).message if r is not None else "wrong values"
-        msg = f"{where} wrong, all other {word}s right; there {tail}"
+        msg = f"{where} wrong, all other {word}s right"
+        if r is not None:
+            on = "them" if len(lines) > 1 else "it"
+            msg += f"; on {on}: " + ratio_hint(r, batch_size).message
         return Hint(f"{word}s", msg, r)
     return None
 
