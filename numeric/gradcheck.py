@@ -390,21 +390,47 @@ class _ComplexState:
         return f"Richardson 5-point, complex step {self.reason or 'unused'}"
 
 
-def _estimates(ev, name, idx, f0, cs: _ComplexState) -> fd.Estimate:
-    """Real stencil for entries ``idx``, kinks looked at closer, complex step if it works."""
-    est = fd.entry_estimates(ev, name, idx, f0)
-    if est.kink.any():
-        # Look 1000x closer: a kink at x keeps its slope jump, a kink merely near x falls
-        # outside the stencil, and a smooth function's one-sided slopes converge (O(h^3)).
-        k = np.flatnonzero(est.kink)
-        closer = fd.entry_estimates(ev, name, idx[k], f0, step_scale=1e-3)
-        jump = np.abs(est.forward[k] - est.backward[k])
+def _replace(est: fd.Estimate, at: np.ndarray, other: fd.Estimate, pick) -> fd.Estimate:
+    """``est`` with entries ``at[pick]`` taken from ``other`` (an estimate of entries ``at``)."""
+    fields = {f: np.array(getattr(est, f)) for f in fd.Estimate.__dataclass_fields__}
+    for f in fields:
+        fields[f][at[pick]] = np.asarray(getattr(other, f))[pick]
+    return fd.Estimate(**fields)
+
+
+def _closer_look(ev, name, idx, f0, est: fd.Estimate, analytic, tol) -> fd.Estimate:
+    """Re-estimate suspicious entries (a kink, or disagreeing with the analytic value).
+
+    Smaller steps (h/8, h/64) cross fewer kinks but see more rounding noise. Going down in
+    step, an estimate that disagrees with the next smaller one beyond both error bars is
+    distrusted (several kinks inside a stencil can fool its own error bar); of estimates
+    that agree, the one with the smallest error bar wins. A remaining kink is then looked at
+    1000x closer: a kink at x keeps its slope jump, a kink merely near x falls outside the
+    stencil, and a smooth function's one-sided slopes converge (O(h^3)).
+    """
+    mismatch = np.abs(analytic - est.value) > tol.bound(est.value, est.error)
+    at = np.flatnonzero(est.kink | mismatch)
+    if len(at) == 0:
+        return est
+    for scale in (1 / 8, 1 / 64):
+        closer = fd.entry_estimates(ev, name, idx[at], f0, step_scale=scale)
+        value, error, kink = est.value[at], est.error[at], est.kink[at]
+        disagree = np.abs(value - closer.value) > error + closer.error
+        take = disagree | (~closer.kink & (kink | (closer.error < error)))
+        est = _replace(est, at, closer, take)
+    at = np.flatnonzero(est.kink)
+    if len(at):
+        closer = fd.entry_estimates(ev, name, idx[at], f0, step_scale=1e-3)
+        jump = np.abs(est.forward[at] - est.backward[at])
         stays = closer.kink & (np.abs(closer.forward - closer.backward) >= 0.1 * jump)
-        fields = {f: np.array(getattr(est, f)) for f in fd.Estimate.__dataclass_fields__}
-        for f in fields:
-            fields[f][k] = np.asarray(getattr(closer, f))
-        fields["kink"][k] = stays
-        est = fd.Estimate(**fields)
+        est = _replace(est, at, closer, ~stays)
+    return est
+
+
+def _estimates(ev, name, idx, f0, cs: _ComplexState, analytic, tol) -> fd.Estimate:
+    """Real stencil for entries ``idx`` (looked at closer where suspicious), complex step
+    where it works."""
+    est = _closer_look(ev, name, idx, f0, fd.entry_estimates(ev, name, idx, f0), analytic, tol)
     if cs.on:
         try:
             values = fd.complex_partials(ev, name, idx)
@@ -418,7 +444,7 @@ def _estimates(ev, name, idx, f0, cs: _ComplexState) -> fd.Estimate:
 
 def _finding_exact(name, x, g, ev, f0, tol, cs, batch_size) -> ParamFinding:
     idx = np.arange(x.size)
-    est = _estimates(ev, name, idx, f0, cs)
+    est = _estimates(ev, name, idx, f0, cs, g.reshape(-1), tol)
     a = g.reshape(-1)
     entries, fail, kink, bound = _judge(name, x.shape, idx, a, est, tol)
     hint = None
@@ -574,7 +600,7 @@ def _finding_fast(name, x, g, proj: _Projector, ev, f0, tol, cs, batch_size) -> 
     cand = np.flatnonzero(np.isfinite(a))
     found: list[EntryFinding] = []
     if len(bad):
-        est = _estimates(ev, name, bad[:MAX_LISTED], f0, cs)
+        est = _estimates(ev, name, bad[:MAX_LISTED], f0, cs, a[bad[:MAX_LISTED]], tol)
         found += _judge(name, x.shape, bad[:MAX_LISTED], a[bad[:MAX_LISTED]], est, tol)[0]
     how = f"{FAST_DIRECTIONS} projections"
     work = np.where(np.isfinite(a), a, 0.0)
@@ -583,7 +609,7 @@ def _finding_fast(name, x, g, proj: _Projector, ev, f0, tol, cs, batch_size) -> 
     checked, n_fail, at_least, hint, note = 0, 0, False, None, ""
     for round_ in range(FAST_ROUNDS):
         leaf, tracked = _bisect(proj, name, cand, work)
-        est = _estimates(ev, name, leaf, f0, cs)
+        est = _estimates(ev, name, leaf, f0, cs, work[leaf], tol)
         entries, fail, _, _ = _judge(name, x.shape, leaf, work[leaf], est, tol)
         checked += len(leaf)
         if not fail.any():
