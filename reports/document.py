@@ -1,0 +1,232 @@
+"""Assemble ``report.tex`` from its sections, draw its figures, compile it, swap it in.
+
+Writing is atomic: everything is built in a fresh directory beside the output directory,
+and only a complete build replaces the old one (two renames), so a failed run leaves an
+earlier report as it was.
+
+>>> DEFAULT_SPEC, DEFAULT_OPTIONS["activation"]
+('mlp:2-4-1', 'tanh')
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import derive
+from derive.errors import BackpropInputError
+
+from . import tex
+from .context import ReportContext, build_context
+from .sections import SECTIONS
+
+#: the built-in network: Andrew Ng's two-layer planar classifier (course 1, week 3)
+DEFAULT_SPEC = "mlp:2-4-1"
+DEFAULT_OPTIONS = {"activation": "tanh", "output": "sigmoid", "loss": "bce"}
+#: a file that marks a directory as one of our reports (so it may be replaced)
+MARKER = ".backprop-report"
+
+PREAMBLE = r"""\documentclass[11pt,a4paper]{article}
+\usepackage[margin=2.2cm]{geometry}
+\usepackage{amsmath,amssymb}
+\usepackage{graphicx}
+\usepackage{booktabs,longtable,tabularx,array}
+\usepackage[table]{xcolor}
+\usepackage{listings}
+\usepackage{microtype}
+\usepackage[font=small,labelfont=bf]{caption}
+\usepackage[colorlinks=true,linkcolor=blue!50!black,urlcolor=blue!50!black]{hyperref}
+\allowdisplaybreaks
+\setlength{\parindent}{0pt}
+\setlength{\parskip}{0.5em}
+\setcounter{tocdepth}{1}
+\numberwithin{equation}{section}
+\lstset{basicstyle=\ttfamily\footnotesize,breaklines=true,columns=fullflexible,
+  keepspaces=true,escapeinside={(*@}{@*)},commentstyle=\color{gray},
+  keywordstyle=\color{blue!60!black}\bfseries,stringstyle=\color{green!40!black},
+  frame=lines,framesep=4pt,numbers=left,numberstyle=\tiny\color{gray}}
+\title{}\date{}
+\begin{document}
+"""
+
+
+def default_model(level: str = "scalar") -> derive.Model:
+    """The built-in network: ``mlp:2-4-1``, tanh hidden, sigmoid output, cross-entropy."""
+    return derive.mlp([2, 4, 1], level=level, **DEFAULT_OPTIONS)
+
+
+@dataclass
+class ReportResult:
+    """What ``write_report`` wrote."""
+
+    out_dir: Path
+    tex: Path
+    pdf: Path | None
+    figures: list[Path] = field(default_factory=list)
+    message: str | None = None  # one line when no PDF could be made, saying how to get one
+    pages: int | None = None
+
+    def summary(self) -> str:
+        """One or two lines for the terminal."""
+        made = f"wrote {self.tex}"
+        if self.pdf is not None:
+            pages = f", {self.pages} pages" if self.pages else ""
+            made += f" and {self.pdf}{pages}"
+        return made + (f"\n{self.message}" if self.message else "")
+
+
+def render_tex(ctx: ReportContext) -> str:
+    """The whole LaTeX document for a context whose figures are drawn."""
+    body = "\n".join(part for part in (section(ctx) for section in SECTIONS) if part)
+    return PREAMBLE + body + "\n\\end{document}\n"
+
+
+def write_report(
+    model: derive.Model | None,
+    out_dir: str | os.PathLike,
+    *,
+    notation: str | None = None,
+    seed: int = 0,
+    dtype: str = "float64",
+    progress: Callable[[str], None] | None = None,
+    verification=None,
+    kernel=None,
+    compile_pdf: bool = True,
+    engine: str | None = None,
+) -> ReportResult:
+    """Write ``report.tex``, its figures and (with a TeX engine) ``report.pdf`` to ``out_dir``.
+
+    ``model`` None means the built-in default. Raises ``BackpropInputError`` for an output
+    directory that cannot be written, and ``tex.LatexError`` when LaTeX fails (the earlier
+    report, if any, stays as it was).
+    """
+    say = progress or (lambda message: None)
+    if dtype not in ("float64", "float32"):
+        raise BackpropInputError(f"dtype must be float64 or float32, got {dtype!r}")
+    out = Path(out_dir)
+    _check_output_dir(out)
+    model = model if model is not None else default_model()
+    ctx = build_context(
+        model,
+        notation,
+        dtype=dtype,
+        seed=seed,
+        kernel=kernel,
+        verification=verification,
+        progress=say,
+    )
+    if kernel is None:
+        ctx.kernel = _try_codegen(ctx, say)
+    build = _fresh_dir(out)
+    try:
+        _fill(ctx, build, say)
+        tex_path = build / "report.tex"
+        pdf, message, pages = None, None, None
+        if compile_pdf:
+            found = tex.find_engine(engine)
+            if found is None:
+                message = tex.MISSING_ENGINE
+            else:
+                say(f"compiling report.pdf with {found.name}")
+                pdf = tex.compile_pdf(tex_path, found, progress=say)
+                pages = tex.page_count(pdf)
+        (build / MARKER).write_text("written by backprop report\n")
+        _swap(build, out)
+    except tex.LatexError as err:
+        failed = out.resolve().parent / f".{out.name}.failed"
+        shutil.rmtree(failed, ignore_errors=True)
+        os.rename(build, failed)
+        raise tex.LatexError(f"{err}; the failed build is in {failed}") from err
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    figures = sorted(
+        p for p in out.iterdir() if p.suffix in (".pdf", ".svg") and p.stem != "report"
+    )
+    return ReportResult(
+        out_dir=out,
+        tex=out / "report.tex",
+        pdf=(out / "report.pdf") if pdf is not None else None,
+        figures=figures,
+        message=message,
+        pages=pages,
+    )
+
+
+def _fill(ctx: ReportContext, build: Path, say) -> None:
+    """Compute the numbers, draw the figures and write report.tex into ``build``."""
+    from .figures import make_figures
+    from .numbers import verification_checks, worked_instance
+
+    if ctx.scalar is not None:
+        say("evaluating the worked example")
+        ctx.instance = worked_instance(ctx.scalar, ctx.seed)
+        if ctx.verification is None:
+            say("checking the gradients (closed form, JAX, finite differences)")
+            ctx.checks = verification_checks(ctx.scalar, ctx.instance, ctx.kernel)
+    make_figures(ctx, build, say=say)
+    say("writing report.tex")
+    (build / "report.tex").write_text(render_tex(ctx), encoding="utf-8")
+
+
+def _try_codegen(ctx: ReportContext, say):
+    """The generated kernel, when ``numeric.codegen`` is there; None otherwise."""
+    try:
+        from numeric import codegen  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    # the level the CLI's codegen uses: scalar for chains, matrix for the rest
+    derivation = ctx.scalar if ctx.model.kind == "chain" else (ctx.matrix or ctx.scalar)
+    try:
+        say("generating the NumPy kernel")
+        return codegen(derivation)
+    except Exception as err:  # the listing is one section; a report without it still helps
+        ctx.notes.append(f"The kernel generator failed on this model ({err}); no listing.")
+        return None
+
+
+# ---------------------------------------------------------------------------- atomic writing
+
+
+def _check_output_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BackpropInputError(f"output {str(out)!r} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise BackpropInputError(
+            f"output directory {str(out)!r} is not empty and holds no earlier report; "
+            "choose a new or empty directory"
+        )
+    parent = out.resolve().parent
+    if not parent.exists():
+        raise BackpropInputError(f"cannot write to {str(out)!r}: {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BackpropInputError(f"cannot write to {str(out)!r}: {str(parent)!r} is not writable")
+
+
+def _fresh_dir(out: Path) -> Path:
+    parent = out.resolve().parent
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=parent))
+    except OSError as err:
+        raise BackpropInputError(f"cannot write to {str(out)!r}: {err.strerror}") from err
+
+
+def _swap(build: Path, out: Path) -> None:
+    """Put ``build`` where ``out`` is; the old ``out`` goes only once the new one is in."""
+    os.chmod(build, 0o755)
+    if not out.exists():
+        os.rename(build, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.resolve().parent))
+    os.rmdir(old)
+    os.rename(out, old)
+    try:
+        os.rename(build, out)
+    except OSError:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

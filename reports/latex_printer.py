@@ -1,0 +1,274 @@
+"""SymPy's LaTeX printer, taught the notation of the textbooks.
+
+What changes from :class:`sympy.printing.latex.LatexPrinter`:
+
+* node symbols print through a symbol table (``z1_2`` -> ``z^{[1]}_{2}``), see ``notation.py``;
+* at the matrix level, a product of matrix-valued symbols is elementwise and prints with
+  ``\\odot`` (``A2*(1 - A2)`` -> ``A^{[2]} \\odot (1 - A^{[2]})``); a row of ones is
+  ``\\mathbf{1}^\\top``; a transpose is ``A^{[1]\\top}``;
+* ``rowsum(E)`` and ``total(E)`` (``derive.ops``) print as the sums they are;
+* an activation applied or differentiated prints as ``\\sigma(z)`` and ``\\sigma'(z)``, never
+  as ``\\left.\\frac{d}{d\\xi}\\right|``;
+* ``Derivative(z, w)`` of two node symbols prints as the named factor ``\\partial z/\\partial w``;
+* with ``values``, node symbols print as numbers: the "substituted numbers" line of a worked
+  example comes from the very expression that gives the formula.
+
+>>> import sympy as sp
+>>> a, y = sp.symbols("a2 y", real=True)
+>>> TextbookPrinter({"a2": "a^{[2]}"}).doprint(a * (1 - a) * (a - y))
+'a^{[2]} (1 - a^{[2]}) (a^{[2]} - y)'
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from derive.ops import total
+from derive.registry import ACTIVATIONS, LOSSES
+
+_ENDS_IN_SUPERSCRIPT = re.compile(r"^(?P<base>[^{}^_]*(?:_\{[^{}]*\})?)\^\{(?P<sup>[^{}]*)\}$")
+
+
+class TextbookPrinter(LatexPrinter):
+    """LaTeX in a report's notation.
+
+    ``names`` maps node names (and adjoint names) to LaTeX; ``matrices`` names the symbols
+    that stand for whole matrices; ``values`` (name -> number) prints those symbols as
+    numbers with ``digits`` significant digits.
+    """
+
+    printmethod = "_textbook_latex"
+
+    def __init__(
+        self,
+        names: dict[str, str] | None = None,
+        matrices: set[str] | frozenset = frozenset(),
+        values: dict[str, float] | None = None,
+        digits: int = 4,
+        **settings,
+    ):
+        settings.setdefault("mat_symbol_style", "plain")
+        super().__init__(settings)
+        self.names = dict(names or {})
+        self.matrices = set(matrices)
+        self.values = values
+        self.digits = digits
+
+    def doprint(self, expr) -> str:
+        return plain_parens(super().doprint(expr))
+
+    def parenthesize(self, item, level, is_neg=False, strict=False) -> str:
+        return plain_parens(super().parenthesize(item, level, is_neg, strict))
+
+    # -- symbols
+
+    def _name(self, name: str) -> str | None:
+        return self.names.get(name)
+
+    def _print_Symbol(self, expr, style="plain"):
+        if self.values is not None and expr.name in self.values:
+            return self._number(self.values[expr.name])
+        known = self._name(expr.name)
+        return known if known is not None else super()._print_Symbol(expr, style)
+
+    def _print_MatrixSymbol(self, expr):
+        known = self._name(expr.name)
+        return known if known is not None else super()._print_MatrixSymbol(expr)
+
+    def _number(self, value: float) -> str:
+        text = format_number(value, self.digits)
+        return rf"\left({text}\right)" if text.startswith("-") else text
+
+    # -- matrices
+
+    def _print_OneMatrix(self, expr):
+        rows, cols = expr.shape
+        return r"\mathbf{1}^{\top}" if rows == 1 and cols != 1 else r"\mathbf{1}"
+
+    def _print_Transpose(self, expr):
+        inner = self._print(expr.arg)
+        match = _ENDS_IN_SUPERSCRIPT.match(inner)
+        if match is not None:  # A^{[1]} -> A^{[1]\top}: one superscript, as Ng writes it
+            return f"{match['base']}^{{{match['sup']}\\top}}"
+        if isinstance(expr.arg, sp.MatrixSymbol) and "^" not in inner and "\\frac" not in inner:
+            return f"{inner}^{{\\top}}"
+        return rf"\left({inner}\right)^{{\top}}"
+
+    def _print_MatMul(self, expr):
+        return " ".join(self.parenthesize(arg, PRECEDENCE["Mul"]) for arg in expr.args)
+
+    def _is_matrix_valued(self, expr) -> bool:
+        return any(
+            getattr(s, "name", None) in self.matrices
+            for s in expr.free_symbols | expr.atoms(sp.MatrixSymbol)
+        )
+
+    def _print_Mul(self, expr):
+        numer, denom = sp.fraction(expr, exact=True)
+        if denom != 1 and numer.has(total, sp.Sum) and not denom.has(total, sp.Sum):
+            # (1/m)(...): the mean of a cost, as the books write it
+            front = self._print(1 / denom)
+            if isinstance(numer, sp.Add):
+                return rf"{front} \left({self._print(numer)}\right)"
+            if numer.could_extract_minus_sign():
+                return rf"- {front} {self._print(-numer)}"
+            return rf"{front} {self._print(numer)}"
+        if self._matrix_factor_count(numer) < 2 and self._matrix_factor_count(denom) < 2:
+            return super()._print_Mul(expr)
+        sign = ""
+        if numer.could_extract_minus_sign():
+            sign, numer = "- ", -numer
+        top = self._hadamard(numer)
+        if denom != 1:
+            return rf"{sign}\frac{{{top}}}{{{self._hadamard(denom)}}}"
+        return sign + top
+
+    def _matrix_factor_count(self, expr) -> int:
+        factors = sp.Mul.make_args(expr)
+        return sum(1 for f in factors if self._is_matrix_valued(f) and not isinstance(f, total))
+
+    def _hadamard(self, product) -> str:
+        """Scalars first, juxtaposed; then the matrix factors joined by ``\\odot``."""
+        scalars, matrices = [], []
+        for factor in sp.Mul.make_args(product):
+            matrix = self._is_matrix_valued(factor) and not isinstance(factor, total)
+            (matrices if matrix else scalars).append(factor)
+        front = super()._print_Mul(sp.Mul(*scalars)) if scalars else ""
+        if len(matrices) == 1:
+            body = self._print(matrices[0])
+        else:
+            body = r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in matrices)
+        return f"{front} {body}".strip()
+
+    def _print_Pow(self, expr):
+        base, exp = expr.as_base_exp()
+        if exp.is_Integer and exp > 1 and isinstance(base, sp.Symbol):
+            inner = self._print(base)
+            if "^" in inner or "_" in inner or inner.startswith(r"\left("):
+                if not inner.startswith(r"\left("):
+                    inner = rf"\left({inner}\right)"
+                return f"{inner}^{{{exp}}}"
+        return super()._print_Pow(expr)
+
+    def _print_rowsum(self, expr, exp=None):
+        return rf"\operatorname{{rowsum}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_total(self, expr, exp=None):
+        inner = self._print(expr.args[0])
+        if isinstance(expr.args[0], sp.Symbol | sp.MatrixSymbol):
+            return rf"\sum_{{i,j}} {inner}_{{ij}}"
+        return rf"\sum_{{i,j}} \left[{inner}\right]_{{ij}}"
+
+    # -- activations and derivatives
+
+    def _activation_latex(self, func) -> str | None:
+        name = getattr(func, "__name__", None)
+        if isinstance(func, sp.core.function.UndefinedFunction) and name in ACTIVATIONS:
+            return ACTIVATIONS[name].latex
+        if isinstance(func, sp.core.function.UndefinedFunction) and name in LOSSES:
+            return LOSSES[name].latex
+        return None
+
+    def _print_Function(self, expr, exp=None):
+        head = self._activation_latex(expr.func) if isinstance(expr, AppliedUndef) else None
+        if head is None:
+            return super()._print_Function(expr, exp)
+        args = ", ".join(self._print(arg) for arg in expr.args)
+        text = rf"{head}\left({args}\right)"
+        return f"{text}^{{{exp}}}" if exp else text
+
+    def _print_Derivative(self, expr):
+        (variable, count), *more = expr.variable_count
+        inner = expr.expr
+        if (
+            not more
+            and count == 1
+            and isinstance(inner, AppliedUndef)
+            and inner.args == (variable,)
+        ):
+            head = self._activation_latex(inner.func) or self._print(inner.func)
+            return rf"{head}'\left({self._print(variable)}\right)"
+        if not more and count == 1 and isinstance(inner, sp.Symbol | sp.MatrixSymbol):
+            top, bottom = self._print(inner), self._print(variable)
+            return rf"\frac{{\partial {top}}}{{\partial {bottom}}}"
+        return super()._print_Derivative(expr)
+
+    def _print_Subs(self, subs):
+        inner, (old,), (new,) = subs.args
+        if isinstance(inner, sp.Derivative) and isinstance(inner.expr, AppliedUndef):
+            return self._print_Derivative(sp.Derivative(inner.expr.func(new), new))
+        return super()._print_Subs(subs)
+
+
+_TALL = re.compile(r"\\(?:frac|dfrac|sum|prod|int|begin|left)(?![A-Za-z])")
+_DELIMS = re.compile(r"\\left(?:\(|\[|\\\{|\.|\|)|\\right(?:\)|\]|\\\}|\.|\|)")
+
+
+def plain_parens(tex: str) -> str:
+    """``\\left( a^{(1)} \\right)`` -> ``(a^{(1)})``: plain parentheses wherever nothing tall
+    (a fraction, a sum, a cases block) sits inside, as a textbook sets them.
+
+    >>> plain_parens(r"\\left(1 - a\\right) \\left(\\frac{1}{2}\\right)")
+    '(1 - a) \\\\left(\\\\frac{1}{2}\\\\right)'
+    """
+    out: list[str] = []
+    stack: list[tuple[int, str]] = []  # (index in out of the opening token, its delimiter)
+    pos = 0
+    for match in _DELIMS.finditer(tex):
+        out.append(tex[pos : match.start()])
+        token = match.group(0)
+        pos = match.end()
+        if token.startswith("\\left"):
+            stack.append((len(out), token))
+            out.append(token)
+            continue
+        if not stack:
+            out.append(token)
+            continue
+        start, opener = stack.pop()
+        inner = "".join(out[start + 1 :])
+        pair = {"\\left(": "\\right)", "\\left[": "\\right]"}
+        if pair.get(opener) == token and not _TALL.search(inner):
+            out[start] = opener[-1]
+            out.append(token[-1])
+        else:
+            out.append(token)
+    out.append(tex[pos:])
+    return "".join(out)
+
+
+def format_number(value: float, digits: int = 4) -> str:
+    """A number as a person writes it: ``0.1107``, ``-2.5``, ``3.2 \\cdot 10^{-5}``.
+
+    >>> format_number(0.000032156)
+    '3.216 \\\\cdot 10^{-5}'
+    >>> format_number(-2.5)
+    '-2.5'
+    """
+    value = float(value)
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e4:
+        text = f"{value:.{digits}g}"
+        if "e" in text:  # .4g of 1234.5 is '1234' but of 12345 would be '1.234e+04'
+            text = f"{value:.0f}"
+        return text
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return rf"{mantissa} \cdot 10^{{{int(exponent)}}}"
+
+
+def activation_function(name: str) -> sp.core.function.UndefinedFunction:
+    """An undefined SymPy function named after a registry activation: ``g(z)`` prints as
+    ``\\sigma(z)`` and ``g(z).diff(z)`` as ``\\sigma'(z)``."""
+    return sp.Function(name, real=True)
+
+
+def named_factor(top: sp.Symbol, bottom: sp.Symbol) -> sp.Derivative:
+    """``∂top/∂bottom`` as an unevaluated derivative, printed as a named factor."""
+    return sp.Derivative(top, bottom, evaluate=False)
