@@ -50,6 +50,8 @@ DEFAULT_TOLERANCES = {
 }
 #: How many finite-difference error estimates an entry may be off before it fails.
 FD_FACTOR = 3.0
+#: Rounding noise of a correct analytic gradient entry, in ulps of the params' dtype.
+ANALYTIC_ULPS = 32.0
 #: Random projections per tensor in fast mode.
 FAST_DIRECTIONS = 2
 #: Bisection stops at this many candidate entries and checks them one by one.
@@ -478,10 +480,12 @@ class _Measure:
 class _Projector:
     """Random ±1/sqrt(k) projections of one tensor's gradient, restricted to index subsets."""
 
-    def __init__(self, ev: fd.Evaluator, grads, f0: float, tol: Tolerance, rng, cs):
+    def __init__(self, ev: fd.Evaluator, grads, f0: float, tol: Tolerance, rng, cs, dtype):
         self.ev, self.grads, self.f0, self.tol, self.rng, self.cs = ev, grads, f0, tol, rng, cs
+        self.dtype = dtype  # of the user's params (ev may hold them upcast to float64)
         self.cs_ok: dict[str, bool] = {}
         self.steps: dict[str, float] = {}
+        self.rms: dict[str, float] = {}
         self.count = 0
 
     def measure(self, name: str, subset: np.ndarray, grad: np.ndarray) -> _Measure:
@@ -501,9 +505,14 @@ class _Projector:
         direction = {name: v.reshape(x.shape)}
         self.count += 1
         num, err, kink = self._numeric(name, x, direction)
-        eps = fd.eps_of(np.float64)
-        bound = (self.tol.atol + self.tol.rtol * float(np.linalg.norm(gv))
-                 + self.tol.fd_factor * err + 16 * eps * float(np.sum(np.abs(gv))))
+        # The bound is noise, not the elementwise tolerances: rounding in the analytic entries
+        # (~eps * (|g_j| + rms g), random signs), the finite difference's error bar, and the
+        # dot product's own rounding. A false alarm only costs a bisection (every failure is
+        # confirmed entry by entry); a loose bound would hide one wrong entry among many.
+        noise = ANALYTIC_ULPS * fd.eps_of(self.dtype)
+        rms = self.rms.setdefault(name, float(np.sqrt(np.mean(grad[np.isfinite(grad)] ** 2))))
+        bound = (noise * (float(np.linalg.norm(gv)) + rms) + self.tol.fd_factor * err
+                 + 16 * fd.eps_of(np.float64) * float(np.sum(np.abs(gv))))
         return _Measure(analytic, num, bound, kink)
 
     def _numeric(self, name, x, direction) -> tuple[float, float, bool]:
@@ -634,6 +643,37 @@ def _finding_fast(name, x, g, proj: _Projector, ev, f0, tol, cs, batch_size) -> 
                         tuple(found[:MAX_LISTED]), hint, at_least, note)
 
 
+def _upcast(ev: fd.Evaluator, params, grads, f0: float) -> tuple[fd.Evaluator, float]:
+    """An evaluator of the loss at float64 copies of low-precision params, if it computes in
+    float64 there; else ``ev`` itself.
+
+    A float32 loss is noisy at 1e-7: its finite differences cannot confirm a 1% error in a
+    small entry, let alone in a projection over many entries. The analytic gradient is still
+    judged with the float32 tolerances; only the numeric side gets more accurate.
+    NumPy code promotes to float64 when handed float64 params; a loss that casts back (or
+    runs in JAX float32) does not, which shows as a step far below float32 resolution
+    changing nothing. The probe steps along sign(grad) of the largest tensor and must see
+    the analytic slope within 1%: a grossly wrong gradient then keeps float32 evaluation,
+    where its error is large enough to show anyway.
+    """
+    if all(x.dtype == np.float64 for x in params.values()):
+        return ev, f0
+    ev64 = fd.Evaluator(ev.loss_fn, {n: x.astype(np.float64) for n, x in params.items()},
+                        ev.vectorized)
+    name = max(params, key=lambda n: params[n].size)
+    g = np.nan_to_num(grads[name])
+    v = np.sign(g) / math.sqrt(g.size)
+    slope = float(np.sum(g * v))
+    try:
+        f64 = ev64.base()
+        est = fd.directional_estimate(ev64, {name: v}, f64, 1e-7, grads)
+    except Exception:  # the loss refuses float64 params: stay in their dtype
+        return ev, f0
+    if slope > 0 and abs(est.value - slope) <= 0.01 * slope and est.error <= 0.01 * slope:
+        return ev64, f64
+    return ev, f0
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -697,18 +737,23 @@ def check_gradients(
     if mode == "fast" and seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**31)
     cs = _ComplexState(complex_step)
+    ev_num, f0_num = _upcast(ev, params, grads, f0)
+    notes = () if ev_num is ev else (f"numeric side evaluated at the {dtype} params upcast "
+                                      "to float64 (the loss computes in float64 there)",)
     if mode == "exact":
-        findings = [_finding_exact(n, x, grads[n], ev, f0, tol, cs, batch_size)
+        findings = [_finding_exact(n, x, grads[n], ev_num, f0_num, tol, cs, batch_size)
                     for n, x in params.items()]
     else:
-        proj = _Projector(ev, grads, f0, tol, np.random.default_rng(seed), cs)
-        findings = [_finding_fast(n, x, grads[n].reshape(-1), proj, ev, f0, tol, cs, batch_size)
-                    for n, x in params.items()]
+        rng = np.random.default_rng(seed)
+        proj = _Projector(ev_num, grads, f0_num, tol, rng, cs, dtype)
+        findings = [_finding_fast(n, x, grads[n].reshape(-1), proj, ev_num, f0_num, tol, cs,
+                                  batch_size) for n, x in params.items()]
     extra = f", mode={mode!r}" + (f", seed={seed}" if mode == "fast" else "")
     extra += ", vectorized=True" if vectorized else ""
     return GradcheckResult(
         ok=all(f.ok for f in findings), mode=mode, dtype=str(dtype), tolerance=tol,
-        params=tuple(findings), seed=seed, complex_step=cs.label(), loss_calls=ev.calls,
+        params=tuple(findings), seed=seed, complex_step=cs.label(),
+        loss_calls=ev.calls + (ev_num.calls if ev_num is not ev else 0), notes=notes,
         repro=f"assert_gradients({fn_args}{extra})")
 
 

@@ -100,6 +100,22 @@ def test_correct_float32_gradients_pass(act, head, seed):
     assert result.dtype == "float32"
 
 
+@SETTINGS
+@given(st.sampled_from(["tanh", "relu"]), st.integers(0, 10_000))
+def test_float32_loss_that_stays_float32_passes_without_upcast(act, seed):
+    loss, grad, params, _ = make_model(act=act, head="ce", dtype=np.float32, seed=seed)
+    as32 = lambda p: {k: np.asarray(v, np.float32) for k, v in p.items()}  # noqa: E731
+    result = check_gradients(lambda p: loss(as32(p)), grad, params)
+    assert result.ok, result.report()
+    assert result.notes == ()  # no float64 evaluation was possible
+
+
+def test_float32_params_are_differenced_in_float64_when_the_loss_allows():
+    loss, grad, params, _ = make_model(dtype=np.float32, seed=8)
+    result = check_gradients(loss, grad, params)
+    assert result.ok and "upcast to float64" in result.notes[0]
+
+
 def test_relu_exactly_at_its_kink_is_a_kink_not_a_failure():
     loss, grad, params, _ = make_model(act="relu", seed=3)
     rng = np.random.default_rng(3)
@@ -295,6 +311,19 @@ def test_fast_mode_localizes_one_coordinate_off_by_one_percent(large, seed):
     result = check_gradients(loss, lambda p: bad, params, seed=seed)
     assert [(e.name, e.index) for e in result.failures] == [(name, i)], result.report()
     assert result.finding(name).failed == 1 and not result.finding(name).failed_at_least
+
+
+def test_fast_mode_localizes_one_percent_in_float32():
+    loss, grad, params, _ = make_model(sizes=(100, 400, 20), m=32, act="relu", head="ce",
+                                       dtype=np.float32, seed=9)
+    g = grad(params)
+    assert check_gradients(loss, lambda p: g, params, seed=0).ok
+    mags = np.abs(g["W1"])
+    i = tuple(int(j) for j in np.argwhere(mags >= np.median(mags[mags > 0]))[7])
+    bad = dict(g, W1=g["W1"].copy())
+    bad["W1"][i] *= 1.01
+    result = check_gradients(loss, lambda p: bad, params, seed=0)
+    assert [(e.name, e.index) for e in result.failures] == [("W1", i)], result.report()
 
 
 def test_fast_mode_names_a_whole_tensor_ratio(large):
