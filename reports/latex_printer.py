@@ -149,7 +149,7 @@ class TextbookPrinter(LatexPrinter):
         base, exp = expr.as_base_exp()
         if exp.is_Integer and exp > 1 and isinstance(base, sp.Symbol):
             inner = self._print(base)
-            if "^" in inner or "_" in inner or inner.startswith(r"\left("):
+            if "^" in inner or inner.startswith(r"\left("):
                 if not inner.startswith(r"\left("):
                     inner = rf"\left({inner}\right)"
                 return f"{inner}^{{{exp}}}"
@@ -201,7 +201,8 @@ class TextbookPrinter(LatexPrinter):
     def _print_Subs(self, subs):
         inner, (old,), (new,) = subs.args
         if isinstance(inner, sp.Derivative) and isinstance(inner.expr, AppliedUndef):
-            return self._print_Derivative(sp.Derivative(inner.expr.func(new), new))
+            head = self._activation_latex(inner.expr.func) or self._print(inner.expr.func)
+            return rf"{head}'\left({self._print(new)}\right)"
         return super()._print_Subs(subs)
 
 

@@ -33,7 +33,6 @@ plt.rcParams.update(
         "axes.spines.right": False,
         "axes.grid": True,
         "grid.alpha": 0.3,
-        "pdf.fonttype": 42,
         "svg.fonttype": "none",
     }
 )
@@ -69,9 +68,8 @@ def activation_curves(name: str, width: int = 2, grid=None):
         for k in range(1, width)
     ]
     slopes = np.asarray(d(values, *others), dtype=float)
-    text = TextbookPrinter({"a0": "a_1", **{f"a{k}": f"a_{k + 1}" for k in range(width)}}).doprint(
-        diagonal
-    )
+    names = {f"a{k}": f"a_{{{k + 1}}}" for k in range(width)}
+    text = TextbookPrinter(names).doprint(rules.absorb_sign(sp.factor(diagonal)))
     return z, values, slopes, text
 
 
