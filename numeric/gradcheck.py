@@ -392,41 +392,10 @@ class _ComplexState:
         return f"Richardson 5-point, complex step {self.reason or 'unused'}"
 
 
-def _replace(est: fd.Estimate, at: np.ndarray, other: fd.Estimate, pick) -> fd.Estimate:
-    """``est`` with entries ``at[pick]`` taken from ``other`` (an estimate of entries ``at``)."""
-    fields = {f: np.array(getattr(est, f)) for f in fd.Estimate.__dataclass_fields__}
-    for f in fields:
-        fields[f][at[pick]] = np.asarray(getattr(other, f))[pick]
-    return fd.Estimate(**fields)
-
-
 def _closer_look(ev, name, idx, f0, est: fd.Estimate, analytic, tol) -> fd.Estimate:
-    """Re-estimate suspicious entries (a kink, or disagreeing with the analytic value).
-
-    Smaller steps (h/8, h/64) cross fewer kinks but see more rounding noise. Going down in
-    step, an estimate that disagrees with the next smaller one beyond both error bars is
-    distrusted (several kinks inside a stencil can fool its own error bar); of estimates
-    that agree, the one with the smallest error bar wins. A remaining kink is then looked at
-    1000x closer: a kink at x keeps its slope jump, a kink merely near x falls outside the
-    stencil, and a smooth function's one-sided slopes converge (O(h^3)).
-    """
+    """Re-estimate suspicious entries: a kink, or disagreeing with the analytic value."""
     mismatch = np.abs(analytic - est.value) > tol.bound(est.value, est.error)
-    at = np.flatnonzero(est.kink | mismatch)
-    if len(at) == 0:
-        return est
-    for scale in (1 / 8, 1 / 64):
-        closer = fd.entry_estimates(ev, name, idx[at], f0, step_scale=scale)
-        value, error, kink = est.value[at], est.error[at], est.kink[at]
-        disagree = np.abs(value - closer.value) > error + closer.error
-        take = disagree | (~closer.kink & (kink | (closer.error < error)))
-        est = _replace(est, at, closer, take)
-    at = np.flatnonzero(est.kink)
-    if len(at):
-        closer = fd.entry_estimates(ev, name, idx[at], f0, step_scale=1e-3)
-        jump = np.abs(est.forward[at] - est.backward[at])
-        stays = closer.kink & (np.abs(closer.forward - closer.backward) >= 0.1 * jump)
-        est = _replace(est, at, closer, ~stays)
-    return est
+    return fd.refine(ev, name, idx, f0, est, est.kink | mismatch)
 
 
 def _estimates(ev, name, idx, f0, cs: _ComplexState, analytic, tol) -> fd.Estimate:
