@@ -33,7 +33,7 @@ MARKER = ".backprop-report"
 PREAMBLE = r"""\documentclass[11pt,a4paper]{article}
 \usepackage[margin=2.2cm]{geometry}
 \usepackage{amsmath,amssymb}
-\usepackage{graphicx}
+\usepackage{graphicx,float}
 \usepackage{booktabs,longtable,tabularx,array}
 \usepackage[table]{xcolor}
 \usepackage{listings}

@@ -29,6 +29,9 @@ FILL = {"input": "#eef2f5", "target": "#eef2f5", "param": "#fdf6d8", "loss": "#f
 
 #: scalar graphs with more nodes than this are drawn without their parameter nodes
 MAX_NODES_WITH_PARAMS = 36
+#: chains with more columns than this wrap onto two rows
+WRAP_COLUMNS = 6
+ROW_HEIGHT = 3.0
 #: graphs with more drawn nodes than this get no edge labels
 MAX_NODES_WITH_EDGE_LABELS = 18
 
@@ -104,10 +107,16 @@ def layout(model, hidden: set, column_gap: float = 1.6) -> dict:
     stacked = [v for u, v in params.items() if u is None or len(columns[rank[u]]) > 1]
     spacing = max([1.2] + [(len(v) - 1) * gap + 0.6 for v in stacked])
     pos = {}
+    # a long chain (one node per column) wraps onto a second row, like a line of text
+    wrap = len(columns) > WRAP_COLUMNS and all(len(c) == 1 for c in columns.values())
+    half = -(-len(columns) // 2)
     for r, column in columns.items():
         top = (len(column) - 1) * spacing / 2
+        x, y0 = r * column_gap, 0.0
+        if wrap and r >= half:
+            x, y0 = (r - half + 0.5) * column_gap, -ROW_HEIGHT
         for k, node in enumerate(column):
-            pos[node] = (r * column_gap, top - k * spacing)
+            pos[node] = (x, y0 + top - k * spacing)
     for user, leaves in params.items():
         ux, uy = pos.get(user, (0.0, 0.0))
         if user is not None and len(columns[rank[user]]) == 1 and len(leaves) <= 2:

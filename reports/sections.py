@@ -117,14 +117,6 @@ def _local_textbook(branch, node, textbook: bool = True):
     return sp.factor_terms(local) if local is not None else None
 
 
-def _adjoint_symbol(ctx, derivation, node) -> sp.Symbol:
-    return sp.Symbol("d" + node.name, real=True)
-
-
-def _cost(derivation):
-    return derivation.model.cost
-
-
 # ---------------------------------------------------------------------------- 1. header
 
 
@@ -461,7 +453,7 @@ def graph_section(ctx: ReportContext) -> str:
     return _section(
         "Computational graph",
         "graph",
-        "\\begin{figure}[htbp]\n\\centering\n"
+        "\\begin{figure}[H]\n\\centering\n"
         f"\\includegraphics[width=\\textwidth,height=0.78\\textheight,keepaspectratio]{{{fig.name}}}\n"
         f"\\caption{{{caption}}}\\label{{fig:graph}}\n\\end{{figure}}\n"
         "Figure~\\ref{fig:graph} shows the graph; the backward pass visits it from right to left.",
@@ -604,7 +596,8 @@ def _step_forms(ctx: ReportContext, derivation, step) -> list:
         textbook_differs |= _activation_in(textbook)
         local = _factor_tex(printer, textbook) if adjoint else printer.doprint(textbook)
         textbook_chunks.append(Chunk(joiner, _juxtapose(local, adjoint)))
-    forms: list = [named_chunks]
+    only_cost = len(step.branches) == 1 and step.branches[0].child is cost
+    forms: list = [] if only_cost else [named_chunks]  # ∂L/∂a = ∂L/∂a says nothing
     if textbook_differs and len(textbook_chunks) == len(step.branches):
         forms.append(textbook_chunks)
     forms.append(step.named)
