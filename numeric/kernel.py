@@ -1,0 +1,129 @@
+"""``Kernel``: the source of a generated module, where each line comes from, and the module.
+
+>>> import derive
+>>> from numeric.codegen import codegen
+>>> kernel = codegen(derive.logistic_regression(3, level="matrix").derive())
+>>> kernel.params
+{'w': (3,), 'b': ()}
+>>> J, grads = kernel.loss_and_grads(kernel.random_params(), np.ones((5, 3)), np.ones(5))
+>>> sorted(grads), grads["b"].shape
+(['b', 'w'], ())
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import linecache
+import types
+from functools import cached_property
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+
+class KernelLine(NamedTuple):
+    """One line of a kernel's source and what it implements.
+
+    ``node`` names the forward node or backward step (``"Z1"``, ``"dW2"``) or, for a shared
+    temporary, the first statement that uses it; ``kind`` is one of ``forward``, ``loss``,
+    ``cost``, ``adjoint``, ``gradient``, ``shared``, ``data``; ``function`` is the kernel
+    function the line belongs to (``forward``, ``loss``, ``loss_and_grads``).
+    """
+
+    line: int
+    node: str
+    kind: str
+    function: str
+
+
+class Kernel:
+    """A generated kernel: ``source`` (a Python module), ``lines`` (line -> node/step), and
+    ``module`` (the loaded module: ``PARAMS``, ``forward``, ``loss``, ``loss_and_grads``).
+
+    The three functions are also reachable on the kernel itself (``kernel.forward``).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        lines: list[KernelLine],
+        params: dict[str, tuple[int, ...]],
+        target: str,
+        derivation=None,
+        name: str = "kernel",
+    ):
+        self.source = source
+        self.lines = lines
+        self.params = dict(params)
+        self.target = target
+        self.derivation = derivation
+        self.name = name
+
+    def __repr__(self) -> str:
+        spec = self.derivation.model.spec if self.derivation is not None else self.name
+        return f"Kernel({spec}, target={self.target!r}, {self.source.count(chr(10))} lines)"
+
+    # -- the module
+
+    @cached_property
+    def module(self) -> types.ModuleType:
+        """The source loaded as a module (no file needed; tracebacks show the source)."""
+        filename = f"<backprop kernel {self.name} ({self.target})>"
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
+        module = types.ModuleType(_module_name(self.name))
+        module.__file__ = filename
+        exec(compile(self.source, filename, "exec"), module.__dict__)
+        return module
+
+    @property
+    def forward(self):
+        return self.module.forward
+
+    @property
+    def loss(self):
+        return self.module.loss
+
+    @property
+    def loss_and_grads(self):
+        return self.module.loss_and_grads
+
+    def save(self, path) -> Path:
+        """Write the module to ``path`` (a ``.py`` file, or a directory to put one in)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / f"{_module_name(self.name)}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.source)
+        return path
+
+    # -- helpers for callers
+
+    def random_params(self, seed: int = 0, dtype="float64") -> dict[str, np.ndarray]:
+        """Random parameters with the ``PARAMS`` shapes in ``dtype``: weights of an
+        ``(n_in, n_out)`` matrix are drawn with standard deviation ``1/sqrt(n_in)``, vectors
+        likewise with their length, scalars (0-d arrays) with standard deviation 0.5."""
+        rng = np.random.default_rng(seed)
+        params = {}
+        for name, shape in self.params.items():
+            scale = 1 / np.sqrt(shape[0]) if shape else 0.5
+            params[name] = np.asarray(scale * rng.standard_normal(shape), dtype=dtype)
+        return params
+
+    def lines_of(self, node: str) -> list[int]:
+        """Line numbers of the source that implement ``node`` (a node or adjoint name)."""
+        return [entry.line for entry in self.lines if entry.node == node]
+
+
+def load(path) -> types.ModuleType:
+    """Import a kernel saved with :meth:`Kernel.save`."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(_module_name(path.stem), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _module_name(name: str) -> str:
+    text = "".join(c if c.isalnum() else "_" for c in name).strip("_") or "kernel"
+    return text if not text[0].isdigit() else f"kernel_{text}"

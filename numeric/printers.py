@@ -1,0 +1,636 @@
+"""Printers: SymPy expressions of a Derivation as array code, and as equations for comments.
+
+One visitor per output format, as SymPy's printers are: a ``_print_<Class>`` method per node
+type. :class:`KernelPrinter` holds everything the NumPy and JAX kernels share;
+:class:`NumPyPrinter` and :class:`JaxPrinter` only name their array module and say how a
+function is wrapped (JAX compiles it with ``jax.jit``). :class:`EquationPrinter` writes the
+textbook form of a formula for the comment beside the line that implements it.
+
+What a printer reads:
+
+* elementwise expressions over real symbols named like arrays (``A2 - Y``), read entry by
+  entry with broadcasting; ``rowsum``/``total``/``rowmax`` reduce over a row or everything;
+* matrix expressions: ``MatMul`` is ``@``, ``Transpose`` is ``.T``, a column of ones on the
+  left is a broadcast (``X W + 1 b`` is ``X @ W + b``) and a row of ones is a sum over rows
+  (``1ᵀ dZ`` is ``dZ.sum(axis=0)``);
+* the stable functions of :mod:`numeric.stable` (``sigmoid``, ``softplus``, ...).
+
+Python numbers stay Python numbers (``1 / m``, ``0.01``): NumPy and JAX treat them as weakly
+typed, so a float32 kernel stays float32.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import Mul, Pow
+from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.str import StrPrinter
+
+from derive.ops import rowsum, total
+
+from .stable import maximum, rowmax, sigmoid, softplus
+
+
+class batch_mean(sp.Function):  # noqa: N801  (SymPy function names are lower case)
+    """Mean over the examples of a batch: a scalar-level gradient is the mean of its
+    per-example values, because the cost is the mean loss."""
+
+    nargs = 1
+    is_real = True
+
+
+class zeros_like(sp.Function):  # noqa: N801
+    """An array of zeros shaped like its argument: a matrix-level adjoint that is 0 (the
+    derivative of a flat activation such as ``step``) still feeds matrix products."""
+
+    nargs = 1
+    is_real = True
+
+
+# Array functions with the same name in NumPy and jax.numpy (SymPy name -> array name).
+_ELEMENTWISE = {
+    "exp": "exp",
+    "log": "log",
+    "tanh": "tanh",
+    "sinh": "sinh",
+    "cosh": "cosh",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "atan": "arctan",
+    "asin": "arcsin",
+    "acos": "arccos",
+    "asinh": "arcsinh",
+    "acosh": "arccosh",
+    "atanh": "arctanh",
+    "erf": "erf",
+    "Abs": "abs",
+    "sign": "sign",
+    "expm1": "expm1",
+    "log1p": "log1p",
+    "floor": "floor",
+    "ceiling": "ceil",
+}
+
+# Helpers a kernel defines once and calls by name: stable forms of two textbook functions.
+_HELPERS = {
+    "sigmoid": '''def sigmoid(u):
+    """Logistic sigmoid 1 / (1 + exp(-u)), without overflow: only exp(-|u|) is taken."""
+    e = {np}.exp(-{np}.abs(u))
+    return {np}.where(u >= 0, 1, e) / (1 + e)''',
+    "softplus": '''def softplus(u):
+    """Softplus log(1 + exp(u)) = max(u, 0) + log(1 + exp(-|u|)), without overflow."""
+    return {np}.maximum(u, 0) + {np}.log1p({np}.exp(-{np}.abs(u)))''',
+}
+
+
+def _is_scalar(expr: sp.Expr) -> bool:
+    """Numbers and sizes (integer symbols such as the batch size ``m``): Python numbers."""
+    return all(s.is_integer for s in expr.free_symbols)
+
+
+class KernelPrinter(StrPrinter):
+    """Array code for one expression; the base of the NumPy and JAX printers.
+
+    ``names`` maps SymPy names to Python identifiers, ``ranks`` gives the number of axes
+    of each array (a row sum of a vector is the vector itself), ``lead`` lists names a
+    product prints first (adjoints: ``dA1 * (1 - A1**2)`` reads as the chain rule).
+
+    >>> z, y, m = sp.Symbol("z", real=True), sp.Symbol("y", real=True), sp.Symbol("m")
+    >>> NumPyPrinter().doprint((sigmoid(z) - y) / m)
+    '(sigmoid(z) - y) / m'
+    """
+
+    module = "np"
+    target = "numpy"
+    imports: tuple[str, ...] = ("import numpy as np",)
+    dtype_of_inputs = "X.dtype"
+
+    _default_settings = {
+        **StrPrinter._default_settings,
+        "names": {},
+        "ranks": {},
+        "lead": (),
+    }
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.helpers_used: set[str] = set()
+
+    # -- module-level pieces (what differs between targets)
+
+    def helper_source(self, name: str) -> str:
+        """Source of a helper function the printed code called, e.g. the stable sigmoid."""
+        return _HELPERS[name].format(np=self.module)
+
+    def function(
+        self, name: str, args: str, doc: str, body: list, returns: list[tuple[str, str, bool]]
+    ) -> list:
+        """A function definition: ``body`` is a list of (code, node, kind), code indented by
+        four spaces; ``returns`` lists (name, expression, is_python_float). Returns the lines
+        as the same (code, node, kind) triples."""
+        out = [(f"def {name}({args}):", None, "def"), (f'    """{doc}"""', None, "doc")]
+        out += [(code, node, kind) for code, node, kind in body]
+        values = ", ".join(f"float({expr})" if is_float else expr for _, expr, is_float in returns)
+        out += [(text, None, "return") for text in wrap_statement("return ", values)]
+        return out
+
+    # -- atoms
+
+    def parenthesize(self, item, level, strict=False):
+        # a Piecewise may print as a product (``Z1 * (Z1 > 0)``)
+        prec = PRECEDENCE["Mul"] if isinstance(item, sp.Piecewise) else precedence(item)
+        if prec < level or (not strict and prec <= level):
+            return f"({self._print(item)})"
+        return self._print(item)
+
+    def _name(self, name: str) -> str:
+        return self._settings["names"].get(name, name)
+
+    def _print_Symbol(self, expr):
+        return self._name(expr.name)
+
+    _print_Dummy = _print_Symbol
+
+    def _print_MatrixSymbol(self, expr):
+        return self._name(expr.name)
+
+    def _print_Integer(self, expr):
+        return str(expr.p)
+
+    def _print_Rational(self, expr):
+        return f"{expr.p} / {expr.q}"
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_NumberSymbol(self, expr):
+        return repr(float(expr))
+
+    _print_Pi = _print_Exp1 = _print_EulerGamma = _print_GoldenRatio = _print_NumberSymbol
+
+    def _print_Infinity(self, expr):
+        return f"{self.module}.inf"
+
+    def _print_NegativeInfinity(self, expr):
+        return f"-{self.module}.inf"
+
+    def _print_BooleanTrue(self, expr):
+        return "True"
+
+    def _print_BooleanFalse(self, expr):
+        return "False"
+
+    # -- arithmetic
+
+    def _print_Add(self, expr, order=None):
+        content, primitive = expr.primitive()
+        if (
+            content != 1
+            and content.is_Rational
+            and (  # 2*(a - y), which SymPy keeps expanded
+                content.p != 1 or not any(t.is_Number for t in primitive.args)
+            )
+        ):
+            return self._print_Mul_positive(content, primitive)
+        terms = list(expr.as_ordered_terms())
+        # positive terms first; among them sums of products before bare names (w x + b)
+        terms = sorted(terms, key=lambda t: (t.could_extract_minus_sign(), t.is_Symbol))
+        out = ""
+        for term in terms:
+            negative = term.could_extract_minus_sign()
+            text = self.parenthesize(-term if negative else term, PRECEDENCE["Add"], strict=True)
+            if not out:
+                out = f"-{self._unary(-term)}" if negative else text
+            else:
+                out += f" - {text}" if negative else f" + {text}"
+        return out
+
+    def _unary(self, expr) -> str:
+        """The operand of a leading minus: Python's ``-`` binds tighter than ``*`` and ``/``
+        but looser than ``**``, so only sums need parentheses."""
+        return self.parenthesize(expr, PRECEDENCE["Add"], strict=False)
+
+    def _print_Mul(self, expr):
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff.is_negative:
+            inner = self._print_Mul_positive(-coeff, rest)
+            return f"-{inner}" if precedence(-expr) >= PRECEDENCE["Mul"] else f"-({inner})"
+        return self._print_Mul_positive(coeff, rest)
+
+    def _print_Mul_positive(self, coeff, rest) -> str:
+        arrays_num, arrays_den, scalars_num, scalars_den = [], [], [], []
+        if coeff.is_Rational:
+            if coeff.p != 1:
+                scalars_num.append(sp.Integer(coeff.p))
+            if coeff.q != 1:
+                scalars_den.append(sp.Integer(coeff.q))
+        elif coeff != 1:
+            scalars_num.append(coeff)
+        for factor in self._ordered_factors(rest):
+            base, power = factor.as_base_exp()
+            denominator = power.is_Rational and power.is_negative and not isinstance(factor, sp.exp)
+            part = Pow(base, -power) if denominator else factor
+            if _is_scalar(part):
+                (scalars_den if denominator else scalars_num).append(part)
+            else:
+                (arrays_den if denominator else arrays_num).append(part)
+
+        def product(factors, strict=False) -> str:
+            return " * ".join(self.parenthesize(f, PRECEDENCE["Mul"], strict) for f in factors)
+
+        def divisor(factors) -> str:
+            if len(factors) == 1:
+                return self.parenthesize(factors[0], PRECEDENCE["Mul"], strict=False)
+            return f"({product(factors)})"
+
+        if arrays_den:
+            num = product(scalars_num + arrays_num) or "1"
+            return f"{num} / {divisor(arrays_den + scalars_den)}"
+        if not arrays_num:
+            num = product(scalars_num) or "1"
+            return f"{num} / {divisor(scalars_den)}" if scalars_den else num
+        if scalars_den and scalars_num:  # one pass over the array: x * (2 / (3 * m))
+            return f"{product(arrays_num)} * ({product(scalars_num)} / {divisor(scalars_den)})"
+        if scalars_den:
+            return f"{product(arrays_num)} / {divisor(scalars_den)}"
+        return product(scalars_num + arrays_num)
+
+    def _ordered_factors(self, expr) -> list:
+        factors = list(Mul.make_args(expr)) if isinstance(expr, Mul) else [expr]
+        factors = sorted(factors, key=sp.default_sort_key) if len(factors) > 1 else factors
+        lead = list(self._settings["lead"])
+        first = [f for f in factors if isinstance(f, sp.Symbol) and f.name in lead]
+        first.sort(key=lambda f: lead.index(f.name))
+        return first + [f for f in factors if f not in first]
+
+    def _print_Pow(self, expr, rational=False):
+        base, power = expr.args
+        if power == sp.Rational(1, 2):
+            return f"{self.module}.sqrt({self._print(base)})"
+        if power == -sp.Rational(1, 2):
+            return f"1 / {self.module}.sqrt({self._print(base)})"
+        if power.is_Rational and power.is_negative:
+            return f"1 / {self.parenthesize(Pow(base, -power), PRECEDENCE['Mul'], strict=False)}"
+        base_text = self.parenthesize(base, PRECEDENCE["Pow"], strict=False)
+        if base.is_Number and base.is_negative:
+            base_text = f"({base_text})"
+        power_text = self.parenthesize(power, PRECEDENCE["Pow"], strict=False)
+        return f"{base_text}**{power_text}"
+
+    # -- functions
+
+    def _args(self, expr) -> str:
+        return ", ".join(self._print(arg) for arg in expr.args)
+
+    def _print_Function(self, expr):
+        name = type(expr).__name__
+        if name in _ELEMENTWISE:
+            return f"{self.module}.{_ELEMENTWISE[name]}({self._args(expr)})"
+        raise NotImplementedError(
+            f"{self.target} printer: no array form for the function {name!r} in {expr}"
+        )
+
+    _print_exp = _print_log = _print_Abs = _print_sign = _print_Function
+
+    def _helper(self, expr):
+        name = type(expr).__name__
+        self.helpers_used.add(name)
+        return f"{name}({self._args(expr)})"
+
+    _print_sigmoid = _print_softplus = _helper
+
+    def _method(self, expr, call: str) -> str:
+        (arg,) = expr.args
+        return f"{self.parenthesize(arg, PRECEDENCE['Func'], strict=True)}.{call}"
+
+    def _rank(self, expr) -> int:
+        ranks = self._settings["ranks"]
+        return max((ranks.get(s.name, 0) for s in expr.free_symbols), default=0)
+
+    def _print_rowsum(self, expr):
+        if self._rank(expr.args[0]) <= 1:  # a row of one entry (logistic regression)
+            return self._print(expr.args[0])
+        return self._method(expr, "sum(axis=1, keepdims=True)")
+
+    def _print_rowmax(self, expr):
+        if self._rank(expr.args[0]) <= 1:
+            return self._print(expr.args[0])
+        return self._method(expr, "max(axis=1, keepdims=True)")
+
+    def _print_total(self, expr):
+        if not expr.args[0].free_symbols:
+            raise NotImplementedError(f"a sum over entries of a constant needs a shape: {expr}")
+        return f"{self.module}.sum({self._print(expr.args[0])})"
+
+    def _print_batch_mean(self, expr):
+        return f"{self.module}.mean({self._print(expr.args[0])})"
+
+    def _print_zeros_like(self, expr):
+        return f"{self.module}.zeros_like({self._print(expr.args[0])})"
+
+    def _print_maximum(self, expr):
+        if len(expr.args) == 1:
+            return self._print(expr.args[0])
+        if len(expr.args) == 2:
+            return f"{self.module}.maximum({self._args(expr)})"
+        return f"{self.module}.max({self.module}.stack([{self._args(expr)}]), axis=0)"
+
+    def _print_Max(self, expr):
+        return self._print_maximum(maximum(*expr.args))
+
+    def _print_Min(self, expr):
+        if len(expr.args) == 2:
+            return f"{self.module}.minimum({self._args(expr)})"
+        return f"{self.module}.min({self.module}.stack([{self._args(expr)}]), axis=0)"
+
+    # -- conditions
+
+    def _print_Relational(self, expr):
+        lhs = self.parenthesize(expr.lhs, PRECEDENCE["Relational"], strict=True)
+        rhs = self.parenthesize(expr.rhs, PRECEDENCE["Relational"], strict=True)
+        op = {"==": "==", "!=": "!="}.get(expr.rel_op, expr.rel_op)
+        return f"{lhs} {op} {rhs}"
+
+    def _condition(self, cond) -> str:
+        """A condition as an operand of ``&``, ``|``, ``*``: parenthesised (they bind
+        tighter than comparisons in Python)."""
+        text = self._print(cond)
+        return text if isinstance(cond, sp.Symbol) else f"({text})"
+
+    def _print_And(self, expr):
+        return " & ".join(self._condition(arg) for arg in expr.args)
+
+    def _print_Or(self, expr):
+        return " | ".join(self._condition(arg) for arg in expr.args)
+
+    def _print_Not(self, expr):
+        return f"~{self._condition(expr.args[0])}"
+
+    def _print_Piecewise(self, expr):
+        pieces = list(expr.args)
+        values = [p.expr for p in pieces]
+        if all(not v.free_symbols for v in values):  # step, sign: numbers in the inputs' dtype
+            if len(pieces) == 2 and values == [1, 0] and pieces[1].cond == sp.true:
+                return f"{self._condition(pieces[0].cond)}.astype({self.dtype_of_inputs})"
+            return f"{self._where(pieces)}.astype({self.dtype_of_inputs})"
+        if len(pieces) == 2 and pieces[1].cond == sp.true and values[1] == 0:
+            value, cond = pieces[0].expr, pieces[0].cond
+            if not value.has(sp.Function) and not value.has(Pow):  # safe: finite everywhere
+                return f"{self.parenthesize(value, PRECEDENCE['Mul'])} * {self._condition(cond)}"
+        return self._where(pieces)
+
+    def _where(self, pieces) -> str:
+        (value, cond), rest = pieces[0].args, pieces[1:]
+        if cond == sp.true or not rest:
+            return self._print(value)
+        args = f"{self._print(cond)}, {self._print(value)}, {self._where(rest)}"
+        return f"{self.module}.where({args})"
+
+    # -- matrices
+
+    def _print_MatMul(self, expr):
+        coeff, matrices = expr.as_coeff_matrices()
+        scalar = sp.Mul(*[a for a in expr.args if not isinstance(a, sp.MatrixExpr)])
+        if len(matrices) == 2 and isinstance(matrices[0], sp.OneMatrix):
+            ones, operand = matrices
+            if ones.shape[1] == 1:  # a column of ones times a row: broadcast the row
+                text = self._print(operand)
+            else:  # a row of ones times a matrix: the sum over rows
+                text = f"{self.parenthesize(operand, PRECEDENCE['Func'], strict=True)}.sum(axis=0)"
+        else:
+            text = " @ ".join(self.parenthesize(m, PRECEDENCE["Mul"]) for m in matrices)
+        if scalar == 1:
+            return text
+        factor = scalar * sp.Symbol("__matrix__")
+        return self._print(factor).replace("__matrix__", f"({text})" if " " in text else text)
+
+    def _print_MatAdd(self, expr):
+        out = ""
+        for term in expr.args:
+            coeff = term.as_coeff_mmul()[0] if isinstance(term, sp.MatMul) else 1
+            negative = getattr(coeff, "is_negative", False)
+            text = self._print(-term if negative else term)
+            out = (
+                (f"-{text}" if negative else text)
+                if not out
+                else (out + (f" - {text}" if negative else f" + {text}"))
+            )
+        return out
+
+    def _print_Transpose(self, expr):
+        return f"{self.parenthesize(expr.arg, PRECEDENCE['Func'], strict=True)}.T"
+
+    def _print_OneMatrix(self, expr):
+        raise NotImplementedError(f"a matrix of ones outside a product: {expr}")
+
+
+class NumPyPrinter(KernelPrinter):
+    """Kernels over NumPy: plain functions, importing NumPy only."""
+
+
+class JaxPrinter(KernelPrinter):
+    """The same kernels over ``jax.numpy``, each compiled with ``jax.jit``.
+
+    A compiled function returns arrays; where the contract asks for a Python float (the
+    cost), a thin wrapper converts the compiled function's result.
+    """
+
+    module = "jnp"
+    target = "jax"
+    imports = ("import jax", "import jax.numpy as jnp")
+
+    def function(self, name, args, doc, body, returns):
+        if not any(is_float for _, _, is_float in returns):
+            inner = super().function(name, args, doc, body, returns)
+            return [("@jax.jit", None, "def"), *inner]
+        core = f"_{name}"
+        plain = [(n, e, False) for n, e, _ in returns]
+        out = [("@jax.jit", None, "def")]
+        out += super().function(core, args, f"Compiled body of `{name}`.", body, plain)
+        names = ", ".join(n for n, _, _ in returns)
+        converted = ", ".join(f"float({n})" if f else n for n, _, f in returns)
+        out += [
+            ("", None, "blank"),
+            ("", None, "blank"),
+            (f"def {name}({args}):", None, "def"),
+            (f'    """{doc}"""', None, "doc"),
+            (f"    {names} = {core}({args})", None, "call"),
+            (f"    return {converted}", None, "return"),
+        ]
+        return out
+
+
+# ---------------------------------------------------------------------------- line layout
+
+WIDTH = 99  # longest printed line (the project's ruff line-length is 100)
+
+
+def wrap_statement(head: str, code: str, comment: str = "", indent: int = 4) -> list[str]:
+    """``head + code`` with its comment beside it, or above it and wrapped, when too long.
+
+    >>> wrap_statement("dZ2 = ", "(A2 - Y) / m", "dZ2 = (A2 - Y)/m")
+    ['    dZ2 = (A2 - Y) / m  # dZ2 = (A2 - Y)/m']
+    """
+    pad = " " * indent
+    line = f"{pad}{head}{code}"
+    if comment and len(line) + 4 + len(comment) <= WIDTH:
+        return [f"{line}  # {comment}"]
+    lines = comment_lines(comment, pad) if comment else []
+    return lines + split_line(head, code, "", pad)
+
+
+def comment_lines(comment: str, pad: str) -> list[str]:
+    """A comment over as many lines as it needs, broken at spaces."""
+    lines, current = [], ""
+    for word in comment.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if current and len(pad) + 2 + len(candidate) > WIDTH:
+            lines.append(f"{pad}# {current}")
+            current = word
+        else:
+            current = candidate
+    return lines + ([f"{pad}# {current}"] if current else [])
+
+
+_OPENERS, _CLOSERS = "([{", ")]}"
+
+
+def _top_level(code: str, separators: tuple[str, ...]) -> list[int]:
+    """Positions of the separators that are outside brackets and strings."""
+    depth, quote, hits = 0, None, []
+    for i, c in enumerate(code):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in _OPENERS:
+            depth += 1
+        elif c in _CLOSERS:
+            depth -= 1
+        elif depth == 0 and any(code.startswith(sep, i) for sep in separators):
+            hits.append(i)
+    return hits
+
+
+def _outer_bracket(code: str) -> int | None:
+    """Index of the bracket that the last character closes, if the code ends with one."""
+    if not code or code[-1] not in _CLOSERS:
+        return None
+    depth, quote = 0, None
+    for i in range(len(code) - 1, -1, -1):
+        c = code[i]
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in _CLOSERS:
+            depth += 1
+        elif c in _OPENERS:
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def split_line(head: str, code: str, tail: str, pad: str) -> list[str]:
+    """Break a long line: at top-level operators inside parentheses, else one argument (or
+    element) per line inside the closing bracket, as a formatter would."""
+    if len(pad) + len(head) + len(code) + len(tail) <= WIDTH:
+        return [f"{pad}{head}{code}{tail}"]
+    inner = pad + "    "
+    for ops in ((" + ", " - "), (" * ", " / ", " @ "), (" & ", " | ")):
+        hits = _top_level(code, ops)
+        if hits and head.endswith("= "):
+            bounds = [0, *hits, len(code)]
+            pieces = [code[a:b].strip() for a, b in zip(bounds, bounds[1:])]
+            lines, current = [], ""
+            for piece in pieces:
+                candidate = f"{current} {piece}" if current else piece
+                if current and len(inner) + len(candidate) > WIDTH:
+                    lines.append(current)
+                    current = piece
+                else:
+                    current = candidate
+            out = [f"{pad}{head}("]
+            for text in [*lines, current]:
+                out += split_line("", text, "", inner)
+            return out + [f"{pad}){tail}"]
+    opener = _outer_bracket(code)
+    if opener is not None:
+        content = code[opener + 1 : -1]
+        commas = _top_level(content, (", ",))
+        bounds = [0, *[c + 2 for c in commas]]
+        parts = [content[a:b] for a, b in zip(bounds, [*commas, len(content)])]
+        out = [f"{pad}{head}{code[: opener + 1]}"]
+        for part in parts:
+            out += split_line("", part.strip(), ",", inner)
+        return out + [f"{pad}{code[-1]}{tail}"]
+    return [f"{pad}{head}{code}{tail}"]
+
+
+PRINTERS = {"numpy": NumPyPrinter, "jax": JaxPrinter}
+
+
+class EquationPrinter(StrPrinter):
+    """The textbook form of a formula, for comments: ``A1ᵀ dZ2``, ``X W1 + 1 b1``, ``A1²``.
+
+    >>> A, W = sp.MatrixSymbol("A1", 3, 2), sp.MatrixSymbol("W2", 2, 4)
+    >>> EquationPrinter().doprint(A * W)
+    'A1 W2'
+    """
+
+    def _print_MatMul(self, expr):
+        coeff, matrices = expr.as_coeff_matrices()
+        parts = [self.parenthesize(m, PRECEDENCE["Mul"]) for m in matrices]
+        text = " ".join(parts)
+        return text if coeff == 1 else f"{self._print(coeff)}*{text}"
+
+    def _print_Transpose(self, expr):
+        return f"{self.parenthesize(expr.arg, PRECEDENCE['Pow'])}ᵀ"
+
+    def _print_OneMatrix(self, expr):
+        return "1" if expr.shape[1] == 1 else "1ᵀ"
+
+    def _print_MatAdd(self, expr):
+        return " + ".join(self._print(t) for t in expr.args).replace("+ -", "- ")
+
+    def _print_Pow(self, expr, rational=False):
+        base, power = expr.args
+        superscripts = {2: "²", 3: "³"}
+        if power.is_Integer and int(power) in superscripts:
+            return (
+                self.parenthesize(base, PRECEDENCE["Pow"], strict=False) + superscripts[int(power)]
+            )
+        return super()._print_Pow(expr, rational)
+
+    def _print_Piecewise(self, expr):
+        (value, cond), rest = expr.args[0].args, expr.args[1:]
+        if not rest or cond == sp.true:
+            return self._print(value)
+        if len(rest) == 1 and rest[0].cond == sp.true and (value, rest[0].expr) == (1, 0):
+            return f"[{self._print(cond)}]"  # Iverson bracket
+        other = self._print(sp.Piecewise(*rest)) if len(rest) > 1 else self._print(rest[0].expr)
+        return f"({self._print(value)} if {self._print(cond)} else {other})"
+
+    def _print_batch_mean(self, expr):
+        return f"mean({self._print(expr.args[0])})"
+
+    def _print_Symbol(self, expr):
+        return expr.name
+
+
+__all__ = [
+    "EquationPrinter",
+    "JaxPrinter",
+    "KernelPrinter",
+    "NumPyPrinter",
+    "PRINTERS",
+    "batch_mean",
+    "rowmax",
+    "rowsum",
+    "total",
+    "sigmoid",
+    "softplus",
+    "zeros_like",
+]
