@@ -17,7 +17,10 @@ An entry fails when ``|analytic - numeric| > atol + rtol*|numeric| + 3*fd_error`
 ``fd_error`` is the finite difference's own error estimate. Defaults depend on the params'
 dtype (float64: rtol 1e-7, atol 1e-10 × the largest analytic entry; float32: 1e-3, 1e-5).
 An entry whose one-sided slopes disagree (relu at 0, a tie in a max) is reported as a kink,
-never as a failure.
+never as a failure. Float32 params are differenced at float64 copies when the loss computes
+in float64 there (NumPy code does), since float32 rounding would drown a 1% error; the
+float32 tolerances still judge the analytic gradient. ``vectorized=True`` evaluates blocks
+of perturbed parameter copies in one call (see :class:`numeric.finite_diff.Evaluator`).
 
 Example:
     >>> import numpy as np
