@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .graph import Node, children_of
+from .graph import Node
 from .rules import simplest
 
 
@@ -70,39 +70,59 @@ def _sum(terms: list[sp.Expr]) -> sp.Expr:
 
 
 def sweep(model) -> list[Step]:
-    """The backward sweep: one step per node that lies between a parameter and the cost."""
-    children = children_of(model.nodes)
+    """The backward sweep: one step per node that lies between a parameter and the cost.
+
+    Classic reverse-mode accumulation: once a node's adjoint is known, its op is asked once
+    for the branch it sends to each parent; a parent is visited after all its children.
+    """
     wanted = model.needs_gradient()
-    steps: dict[Node, Step] = {model.cost: Step(model.cost, sp.Integer(1))}
+    pending: dict[Node, list[Branch]] = {node: [] for node in model.nodes}
+    steps: list[Step] = []
+    by_node: dict[Node, Step] = {}
     adjoint_names: set[sp.Symbol] = set()
     for node in reversed(model.nodes):
-        if node is model.cost or node not in wanted:
+        if node is model.cost:
+            step = Step(node, sp.Integer(1))
+        elif node in wanted and pending[node]:
+            step = Step(node, adjoint_symbol(node), pending[node])
+            step.named = _sum([b.term for b in step.branches])
+            step.value = _textbook_value(step, by_node, adjoint_names, model)
+            adjoint_names.add(_stand_in(step.adjoint))
+        else:
             continue
-        step = Step(node, adjoint_symbol(node))
-        for child in children[node]:
-            if child not in steps:
-                continue
-            local, term = steps[child].node.op.backward(child, steps[child].adjoint)[node]
-            step.branches.append(Branch(child, local, term))
-        step.named = _sum([b.term for b in step.branches])
-        step.value = _textbook_value(step, steps, adjoint_names, model)
-        steps[node] = step
-        adjoint_names.add(_stand_in(step.adjoint))
-    return list(steps.values())
+        steps.append(step)
+        by_node[node] = step
+        if node.is_leaf:
+            continue
+        for parent, (local, term) in node.op.backward(node, step.adjoint).items():
+            if parent in wanted:
+                pending[parent].append(Branch(node, local, term))
+    return steps
 
 
-def _textbook_value(step: Step, steps: dict, adjoint_names: set, model) -> sp.Expr:
-    """Substitute the children's closed forms and keep the result when it is no longer."""
-    if isinstance(step.named, sp.MatrixExpr):
+def _textbook_value(step: Step, by_node: dict, adjoint_names: set, model) -> sp.Expr:
+    """Substitute the children's closed forms and keep the result when it is no longer.
+
+    A parameter keeps its named form (``dW = a_prev dz`` is the textbook), and the costly
+    simplification is tried only where a fraction can cancel (sigmoid with cross-entropy);
+    elsewhere the facts about the targets are all that can shorten a sum.
+    """
+    if isinstance(step.named, sp.MatrixExpr) or step.node.role == "param":
         return step.named
     closed = {}
     for branch in step.branches:
-        child_step = steps[branch.child]
-        if isinstance(child_step.value, sp.MatrixExpr) or (
-            child_step.value.free_symbols & adjoint_names
-        ):
+        child_value = by_node[branch.child].value
+        if isinstance(child_value, sp.MatrixExpr) or child_value.free_symbols & adjoint_names:
             return step.named
-        closed[_stand_in(child_step.adjoint)] = child_step.value
+        closed[_stand_in(by_node[branch.child].adjoint)] = child_value
+    budget = sp.count_ops(step.named)
     candidate = model.use_target_facts(step.named.xreplace(closed))
-    candidate = simplest(candidate)
-    return candidate if sp.count_ops(candidate) <= sp.count_ops(step.named) else step.named
+    if sp.count_ops(candidate) > budget and _has_fraction(candidate):
+        candidate = simplest(candidate)
+    if sp.count_ops(candidate) > budget:
+        return step.named
+    return sp.factor_terms(candidate)  # (A - Y)/m rather than A/m - Y/m
+
+
+def _has_fraction(expr: sp.Expr) -> bool:
+    return any(p.exp.is_negative for p in expr.atoms(sp.Pow))

@@ -143,20 +143,36 @@ def rows_sum_to_one(expr: sp.Expr, ys: list[sp.Symbol]) -> sp.Expr:
     Writes ``expr = c0 + sum_k c_k y_k`` and takes out the most common coefficient ``c``:
     ``c * sum_k y_k = c``. So ``-y_2 + a_2 (y_1 + y_2 + y_3)`` becomes ``a_2 - y_2``.
     """
-    expanded = sp.expand(expr)
-    try:
-        poly = sp.Poly(expanded, *ys)
-    except sp.PolynomialError:
+    split = _linear_in(sp.expand(expr), ys)
+    if split is None:
         return expr
-    if poly.total_degree() > 1:
+    constant, coeffs = split
+    values = [coeffs.get(y, sp.Integer(0)) for y in ys]
+    common = max(set(values), key=values.count)
+    if common == 0 or values.count(common) < 2:
         return expr
-    coeffs = [poly.coeff_monomial(y) for y in ys]
-    common = max(set(coeffs), key=coeffs.count)
-    if common == 0:
-        return expr
-    rest = sum((c - common) * y for c, y in zip(coeffs, ys, strict=True))
-    shorter = poly.coeff_monomial(1) + common + rest
-    return shorter if sp.count_ops(shorter) < sp.count_ops(expanded) else expr
+    rest = sp.Add(*[(c - common) * y for c, y in zip(values, ys, strict=True)])
+    shorter = constant + common + rest
+    return shorter if sp.count_ops(shorter) < sp.count_ops(expr) else expr
+
+
+def _linear_in(expr: sp.Expr, ys: list[sp.Symbol]):
+    """``(c0, {y: c_y})`` with ``expr = c0 + sum c_y y``, or None if not linear in ``ys``."""
+    targets = set(ys)
+    constant, coeffs = sp.Integer(0), {}
+    for term in sp.Add.make_args(expr):
+        present = term.free_symbols & targets
+        if not present:
+            constant += term
+            continue
+        if len(present) > 1:
+            return None
+        (y,) = present
+        coeff = sp.cancel(term / y)
+        if coeff.has(y):
+            return None
+        coeffs[y] = coeffs.get(y, sp.Integer(0)) + coeff
+    return constant, coeffs
 
 
 class Derivation:

@@ -10,6 +10,7 @@ derivatives come from SymPy: ``diff`` of the node's expression, or the registry 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import sympy as sp
 from sympy import Indexed, Sum, Trace
@@ -77,8 +78,17 @@ def _derivatives_of(expr: sp.Expr, wrt: list[sp.Symbol]) -> dict[sp.Symbol, sp.E
     result = {s: sp.Integer(0) for s in wrt}
     for term in sp.Add.make_args(expr) if isinstance(expr, sp.Add) else [expr]:
         for s in term.free_symbols & wanted:
-            result[s] += sp.diff(term, s)
+            result[s] += _diff_term(term, s)
     return result
+
+
+def _diff_term(term: sp.Expr, s: sp.Symbol) -> sp.Expr:
+    """``d term / d s``; a product holding ``s`` once (``w * x``) is just the other factors."""
+    if isinstance(term, sp.Mul) and term.args.count(s) == 1:
+        rest = [f for f in term.args if f is not s]
+        if not any(f.has(s) for f in rest):
+            return sp.Mul(*rest)
+    return sp.diff(term, s)
 
 
 def _label(expr: sp.Expr) -> str:
@@ -213,13 +223,62 @@ class DenseOp:
     label: str = "@"
 
     def backward(self, node: Node, adjoint: sp.MatrixSymbol) -> dict:
+        rules_ = _dense_rules(*_generic(node.expr, adjoint))
+        back = _renaming(node.expr, adjoint)
         out = {}
         for parent in dict.fromkeys(node.parents):
             if parent.role in ("input", "target"):
                 continue  # no one asks for the gradient with respect to the data
-            term = Trace(adjoint.T * node.expr).diff(parent.matrix)
-            out[parent] = (None, _as_shape(term, parent))
+            term = rules_[_generic_name(parent.matrix, node.expr, adjoint)]
+            out[parent] = (None, _as_shape(term.xreplace(back[0]).xreplace(back[1]), parent))
         return out
+
+
+def _operands(expr: sp.MatrixExpr, adjoint: sp.MatrixSymbol) -> list[sp.MatrixSymbol]:
+    return sorted(expr.atoms(sp.MatrixSymbol), key=lambda s: s.name) + [adjoint]
+
+
+def _dims(operands) -> list[sp.Symbol]:
+    return sorted({d for s in operands for d in s.shape if d.is_Symbol}, key=lambda d: d.name)
+
+
+def _generic(expr: sp.MatrixExpr, adjoint: sp.MatrixSymbol):
+    """The same expression over placeholder names and sizes, so that every layer of a net
+    shares one cached derivation (width and depth cost nothing)."""
+    operands = _operands(expr, adjoint)
+    dims = {
+        d: sp.Symbol(f"_d{k}", integer=True, positive=True) for k, d in enumerate(_dims(operands))
+    }
+    names = {
+        s: sp.MatrixSymbol(f"_M{k}", *[dims.get(d, d) for d in s.shape])
+        for k, s in enumerate(operands)
+    }
+    return expr.xreplace(names).xreplace(dims), names[adjoint]
+
+
+def _generic_name(symbol, expr, adjoint) -> str:
+    return f"_M{_operands(expr, adjoint).index(symbol)}"
+
+
+def _renaming(expr, adjoint):
+    """Placeholders back to the layer's own matrices, then placeholder sizes to its sizes."""
+    operands = _operands(expr, adjoint)
+    dims = {
+        sp.Symbol(f"_d{k}", integer=True, positive=True): d for k, d in enumerate(_dims(operands))
+    }
+    generic_dims = {v: k for k, v in dims.items()}
+    names = {
+        sp.MatrixSymbol(f"_M{k}", *[generic_dims.get(d, d) for d in s.shape]): s
+        for k, s in enumerate(operands)
+    }
+    return names, dims
+
+
+@cache
+def _dense_rules(expr: sp.MatrixExpr, adjoint: sp.MatrixSymbol) -> dict[str, sp.MatrixExpr]:
+    """VJP of each operand: ``d trace(G^T expr) / d operand`` (SymPy's matrix calculus)."""
+    objective = Trace(adjoint.T * expr)
+    return {s.name: objective.diff(s) for s in expr.atoms(sp.MatrixSymbol)}
 
 
 def _as_shape(term: sp.MatrixExpr, parent: Node) -> sp.MatrixExpr:
