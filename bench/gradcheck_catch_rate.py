@@ -16,8 +16,13 @@ import argparse
 import os
 import sys
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def _args(argv=None):
@@ -113,8 +118,7 @@ def _corrupted_runs(lf, g, params, n, eligible_only, seed0):
 
 def _row(label, n, bad, loc, times):
     loc_s = "-" if loc is None else str(loc)
-    return (f"{label:<38} {n:>5} {bad:>7} {loc_s:>10} {np.median(times):>9.2f} "
-            f"{np.max(times):>6.2f}")
+    return f"{label:<38} {n:>5} {bad:>7} {loc_s:>10} {np.median(times):>9.2f} {np.max(times):>6.2f}"
 
 
 def main() -> int:
@@ -123,28 +127,39 @@ def main() -> int:
     g = grads(params, X, y)
     n_params = sum(a.size for a in params.values())
     print("threads: " + " ".join(f"{v}={os.environ[v]}" for v in THREAD_VARS))
-    print(f"model:   MLP {'-'.join(map(str, SIZES))}, relu + softmax-CE, float64, batch {BATCH},"
-          f" {n_params:,} params")
+    print(
+        f"model:   MLP {'-'.join(map(str, SIZES))}, relu + softmax-CE, float64, batch {BATCH},"
+        f" {n_params:,} params"
+    )
     t = time.perf_counter()
     for _ in range(20):
         lf(params)
     t_eval = (time.perf_counter() - t) / 20
-    print(f"one loss evaluation: {t_eval * 1e3:.1f} ms, so elementwise central differences "
-          f"(2 per entry) take ~{2 * n_params * t_eval / 60:.0f} min")
+    print(
+        f"one loss evaluation: {t_eval * 1e3:.1f} ms, so elementwise central differences "
+        f"(2 per entry) take ~{2 * n_params * t_eval / 60:.0f} min"
+    )
 
     rng = np.random.default_rng(12345)
     spot = [_pick(rng, g, True) for _ in range(20)]
     ests = [(partial_derivative(lf, params, n, i), g[n][i]) for n, i in spot]
     rel = max((abs(e.value / a - 1) for e, a in ests if not e.kink), default=0.0)
     kinks = [min(abs(e.forward / a - 1), abs(e.backward / a - 1)) for e, a in ests if e.kink]
-    kink_s = f"; {len(kinks)} at a relu kink, analytic = a one-sided slope within " \
-        f"{max(kinks):.0e}" if kinks else ""
-    print(f"reference gradient: 20 random entries vs partial_derivative: max rel err {rel:.1e}"
-          + kink_s)
+    kink_s = (
+        f"; {len(kinks)} at a relu kink, analytic = a one-sided slope within {max(kinks):.0e}"
+        if kinks
+        else ""
+    )
+    print(
+        f"reference gradient: 20 random entries vs partial_derivative: max rel err {rel:.1e}"
+        + kink_s
+    )
     flat = np.abs(np.concatenate([a.ravel() for a in g.values()]))
-    print(f"eligible entries (|g_i| >= {ELIGIBLE:g} * max|g| = {ELIGIBLE * flat.max():.2e}): "
-          f"{int((flat >= ELIGIBLE * flat.max()).sum()):,} of {n_params:,}; "
-          f"g_i != 0: {int((flat > 0).sum()):,}")
+    print(
+        f"eligible entries (|g_i| >= {ELIGIBLE:g} * max|g| = {ELIGIBLE * flat.max():.2e}): "
+        f"{int((flat >= ELIGIBLE * flat.max()).sum()):,} of {n_params:,}; "
+        f"g_i != 0: {int((flat > 0).sum()):,}"
+    )
 
     clean_times, false_fail = [], 0
     for s in range(ARGS.clean):
@@ -153,8 +168,10 @@ def main() -> int:
         clean_times.append(time.perf_counter() - t)
         false_fail += not r.ok
         if s == 0:
-            print(f"correct gradient, seed 0: {'ok' if r.ok else 'FAILED'} ({r.mode} mode, "
-                  f"{r.loss_calls} loss calls)")
+            print(
+                f"correct gradient, seed 0: {'ok' if r.ok else 'FAILED'} ({r.mode} mode, "
+                f"{r.loss_calls} loss calls)"
+            )
         if not r.ok:
             print(r.report())
     rows = [_row("correct gradient (false failures)", ARGS.clean, false_fail, None, clean_times)]
@@ -165,12 +182,13 @@ def main() -> int:
     rows.append(_row("1% off, any g_i != 0", *runs_any))
 
     print()
-    print(f"{'case':<38} {'runs':>5} {'failed':>7} {'localized':>10} {'median s':>9} "
-          f"{'max s':>6}")
+    print(f"{'case':<38} {'runs':>5} {'failed':>7} {'localized':>10} {'median s':>9} {'max s':>6}")
     print("\n".join(rows))
     n, caught, _, _ = runs
-    print(f"\ncatch rate (eligible entries): {caught}/{n} = {caught / n:.1%}; "
-          f"false failures on the correct gradient: {false_fail}/{ARGS.clean}")
+    print(
+        f"\ncatch rate (eligible entries): {caught}/{n} = {caught / n:.1%}; "
+        f"false failures on the correct gradient: {false_fail}/{ARGS.clean}"
+    )
     return 0 if false_fail == 0 else 1
 
 

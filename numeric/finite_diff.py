@@ -144,16 +144,20 @@ def stencil_estimate(f0, t: np.ndarray, f: np.ndarray, eps: float) -> Estimate:
     f = np.asarray(f, dtype=np.float64)
     f0b = np.broadcast_to(f0, f.shape[:-1])[..., None]
     zero = np.zeros_like(t[..., :1])
-    value, wsum = lagrange_slope(np.concatenate([t[..., :2], zero, t[..., 2:]], -1),
-                                 np.concatenate([f[..., :2], f0b, f[..., 2:]], -1))
+    value, wsum = lagrange_slope(
+        np.concatenate([t[..., :2], zero, t[..., 2:]], -1),
+        np.concatenate([f[..., :2], f0b, f[..., 2:]], -1),
+    )
     inner = (f[..., 2] - f[..., 1]) / (t[..., 2] - t[..., 1])
     outer = (f[..., 3] - f[..., 0]) / (t[..., 3] - t[..., 0])
     noise = NOISE_ULPS * eps * np.maximum(np.abs(f0b[..., 0]), np.max(np.abs(f), axis=-1))
     spread = np.abs(inner - outer)
-    forward, wf = lagrange_slope(np.concatenate([zero, t[..., 2:]], -1),
-                                 np.concatenate([f0b, f[..., 2:]], -1))
-    backward, wb = lagrange_slope(np.concatenate([t[..., :2], zero], -1),
-                                  np.concatenate([f[..., :2], f0b], -1))
+    forward, wf = lagrange_slope(
+        np.concatenate([zero, t[..., 2:]], -1), np.concatenate([f0b, f[..., 2:]], -1)
+    )
+    backward, wb = lagrange_slope(
+        np.concatenate([t[..., :2], zero], -1), np.concatenate([f[..., :2], f0b], -1)
+    )
     # A kink within the stencil also inflates `spread`, so it cannot be the yardstick alone.
     # The error bar counts the one-sided disagreement too: then a slope jump anywhere in the
     # stencil that the kink test lets through (too small to tell from noise) still leaves R
@@ -290,8 +294,9 @@ def complex_step_size(x: np.ndarray) -> np.ndarray:
     return eps_of(x.dtype) ** 2 * np.maximum(1.0, np.abs(x.astype(np.float64)))
 
 
-def entry_estimates(ev: Evaluator, name: str, flat_idx: np.ndarray, f0: float,
-                    step_scale: float = 1.0) -> Estimate:
+def entry_estimates(
+    ev: Evaluator, name: str, flat_idx: np.ndarray, f0: float, step_scale: float = 1.0
+) -> Estimate:
     """Estimate d loss / d params[name].flat[j] for each j in ``flat_idx`` (real stencil).
 
     ``step_scale`` shrinks the steps, e.g. to look closer at an entry that showed a kink.
@@ -316,8 +321,9 @@ def _replace(est: Estimate, at: np.ndarray, other: Estimate, pick) -> Estimate:
     return Estimate(**fields)
 
 
-def refine(ev: Evaluator, name: str, flat_idx: np.ndarray, f0: float, est: Estimate,
-           suspect: np.ndarray) -> Estimate:
+def refine(
+    ev: Evaluator, name: str, flat_idx: np.ndarray, f0: float, est: Estimate, suspect: np.ndarray
+) -> Estimate:
     """Look again, with smaller steps, at the ``suspect`` entries of ``est``.
 
     Smaller steps (h/8, h/64) cross fewer kinks but see more rounding noise. Going down in
@@ -369,8 +375,13 @@ def adopt_complex(est: Estimate, cs: np.ndarray, eps: float) -> Estimate:
     )
 
 
-def directional_estimate(ev: Evaluator, direction: Mapping[str, np.ndarray], f0: float,
-                         h: float, grads: Mapping[str, np.ndarray] | None = None) -> Estimate:
+def directional_estimate(
+    ev: Evaluator,
+    direction: Mapping[str, np.ndarray],
+    f0: float,
+    h: float,
+    grads: Mapping[str, np.ndarray] | None = None,
+) -> Estimate:
     """Estimate d/dt loss(params + t * direction) at t = 0 with the 5-point stencil of step h.
 
     Rounding ``x + t*v`` to the params' dtype moves each point slightly off the line; with
@@ -408,8 +419,9 @@ def directional_complex(ev: Evaluator, direction: Mapping[str, np.ndarray], hc: 
     return float(ev.at_points([update])[0].imag / hc)
 
 
-def partial_derivative(loss_fn: LossFn, params: Params, name: str, index,
-                       complex_step: bool = False) -> Estimate:
+def partial_derivative(
+    loss_fn: LossFn, params: Params, name: str, index, complex_step: bool = False
+) -> Estimate:
     """Numeric d loss / d params[name][index] with error bar and one-sided slopes (0-d fields).
 
     The one-line repro of a gradient-check finding: the stencil at steps h, h/8, h/64 (see
@@ -432,8 +444,9 @@ def partial_derivative(loss_fn: LossFn, params: Params, name: str, index,
     return est.at(0)
 
 
-def numeric_gradient(loss_fn: LossFn, params: Params, vectorized: bool = False
-                     ) -> dict[str, Estimate]:
+def numeric_gradient(
+    loss_fn: LossFn, params: Params, vectorized: bool = False
+) -> dict[str, Estimate]:
     """Elementwise finite-difference gradient of every parameter (real stencil only).
 
     >>> g = numeric_gradient(lambda q: float(np.sum(q["w"] ** 3)), {"w": np.array([1.0, 2.0])})
@@ -446,6 +459,7 @@ def numeric_gradient(loss_fn: LossFn, params: Params, vectorized: bool = False
     out = {}
     for name, x in params.items():
         est = entry_estimates(ev, name, np.arange(x.size), f0)
-        out[name] = Estimate(*(np.reshape(getattr(est, f), x.shape)
-                               for f in Estimate.__dataclass_fields__))
+        out[name] = Estimate(
+            *(np.reshape(getattr(est, f), x.shape) for f in Estimate.__dataclass_fields__)
+        )
     return out

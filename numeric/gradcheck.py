@@ -179,15 +179,26 @@ def _num(x: float) -> str:
 
 def _align(rows: list[tuple[str, ...]], indent: str) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    ]
 
 
 def _entry_table(entries: list[EntryFinding]) -> list[str]:
     rows = [("entry", "analytic", "numeric", "abs err", "rel err", "tol", "broke")]
     for e in entries:
-        rows.append((e.where, _num(e.analytic), _num(e.numeric), f"{e.abs_err:.1e}",
-                     f"{e.rel_err:.1e}", f"{e.tol:.1e}", e.broke))
+        rows.append(
+            (
+                e.where,
+                _num(e.analytic),
+                _num(e.numeric),
+                f"{e.abs_err:.1e}",
+                f"{e.rel_err:.1e}",
+                f"{e.tol:.1e}",
+                e.broke,
+            )
+        )
     return _align(rows, "    ")
 
 
@@ -233,8 +244,10 @@ def _render(r: GradcheckResult) -> str:
         lines.append(f"  repro: {r.repro}")
         worst = r.failures[0] if r.failures else None
         if worst is not None:
-            lines.append(f"  numeric side of {worst.where}: numeric.finite_diff.partial_derivative("
-                         f"loss_fn, params, {worst.name!r}, {worst.index})")
+            lines.append(
+                f"  numeric side of {worst.where}: numeric.finite_diff.partial_derivative("
+                f"loss_fn, params, {worst.name!r}, {worst.index})"
+            )
     return "\n".join(lines)
 
 
@@ -244,7 +257,8 @@ def _render(r: GradcheckResult) -> str:
 def _validate_params(params) -> dict[str, np.ndarray]:
     if not isinstance(params, Mapping) or not params:
         raise GradcheckInputError(
-            f"params must be a non-empty dict name -> numpy array, got {type(params).__name__}")
+            f"params must be a non-empty dict name -> numpy array, got {type(params).__name__}"
+        )
     out = {}
     for name, value in params.items():
         if not isinstance(name, str):
@@ -253,12 +267,14 @@ def _validate_params(params) -> dict[str, np.ndarray]:
         if arr.dtype.kind != "f":
             raise GradcheckInputError(
                 f"params[{name!r}] has dtype {arr.dtype}; gradient checks need floating-point "
-                "arrays (float32 or float64; a scalar is a 0-d array like np.array(0.5))")
+                "arrays (float32 or float64; a scalar is a 0-d array like np.array(0.5))"
+            )
         bad = np.argwhere(~np.isfinite(arr))
         if len(bad):
             raise GradcheckInputError(
                 f"params[{name!r}] is not finite at index {tuple(int(i) for i in bad[0])} "
-                f"(value {arr[tuple(bad[0])]}); gradients can only be checked at finite params")
+                f"(value {arr[tuple(bad[0])]}); gradients can only be checked at finite params"
+            )
         out[name] = arr
     return out
 
@@ -277,20 +293,24 @@ def _shape_mismatch(name: str, g: np.ndarray, x: np.ndarray) -> str:
 def _validate_grads(grads, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if not isinstance(grads, Mapping):
         raise GradcheckInputError(
-            f"the gradient must be a dict name -> array like params, got {type(grads).__name__}")
+            f"the gradient must be a dict name -> array like params, got {type(grads).__name__}"
+        )
     missing = [n for n in params if n not in grads]
     extra = [n for n in grads if n not in params]
     if missing or extra:
         parts = [f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else ""]
         raise GradcheckInputError(
-            "gradient names do not match params: " + ", ".join(p for p in parts if p)
-            + f" (params are {list(params)}; return one gradient array per param, same names)")
+            "gradient names do not match params: "
+            + ", ".join(p for p in parts if p)
+            + f" (params are {list(params)}; return one gradient array per param, same names)"
+        )
     out = {}
     for name, x in params.items():
         g = np.asarray(grads[name])
         if g.dtype.kind not in "fiu":
             raise GradcheckInputError(
-                f"gradient {name!r} has dtype {g.dtype}; expected a real floating-point array")
+                f"gradient {name!r} has dtype {g.dtype}; expected a real floating-point array"
+            )
         if g.shape != x.shape:
             raise GradcheckInputError(_shape_mismatch(name, g, x))
         out[name] = g.astype(np.float64)
@@ -310,19 +330,20 @@ def _resolve(loss_fn, grad_fn, loss_and_grad_fn, params):
         if not _is_pair(out):
             raise GradcheckInputError(
                 "loss_and_grad_fn must return (loss, grads) with grads a dict, got "
-                f"{type(out).__name__}")
+                f"{type(out).__name__}"
+            )
         plain = loss_fn if loss_fn is not None else (lambda p: loss_and_grad_fn(p)[0])
         return plain, out[1], "loss_fn, None, params, loss_and_grad_fn=loss_and_grad_fn"
     if loss_fn is None:
-        raise GradcheckInputError(
-            "nothing to check: pass loss_fn and grad_fn, or loss_and_grad_fn")
+        raise GradcheckInputError("nothing to check: pass loss_fn and grad_fn, or loss_and_grad_fn")
     if grad_fn is not None:
         return loss_fn, grad_fn(dict(params)), "loss_fn, grad_fn, params"
     out = loss_fn(dict(params))
     if not _is_pair(out):
         raise GradcheckInputError(
             f"grad_fn is None, so loss_fn must return (loss, grads); it returned "
-            f"{type(out).__name__}. Pass grad_fn=(params -> dict of gradients) as well.")
+            f"{type(out).__name__}. Pass grad_fn=(params -> dict of gradients) as well."
+        )
     return (lambda p: loss_fn(p)[0]), out[1], "loss_and_grad_fn, None, params"
 
 
@@ -357,8 +378,18 @@ def _judge(name, shape, flat_idx, analytic, est: fd.Estimate, tol: Tolerance):
     order = np.argsort(-(np.where(fail, diff / np.maximum(bound, 1e-300), -1.0)))
     entries = []
     for i in [i for i in order if fail[i]][:MAX_LISTED] + list(np.flatnonzero(kink)[:3]):
-        entries.append(_entry(name, shape, int(flat_idx[i]), a[i], est.at(i), bound[i], tol,
-                              "nonfinite" if nonfinite[i] else ("kink" if kink[i] else "fail")))
+        entries.append(
+            _entry(
+                name,
+                shape,
+                int(flat_idx[i]),
+                a[i],
+                est.at(i),
+                bound[i],
+                tol,
+                "nonfinite" if nonfinite[i] else ("kink" if kink[i] else "fail"),
+            )
+        )
     return entries, fail, kink, bound
 
 
@@ -368,13 +399,20 @@ def _entry(name, shape, flat, a, est: fd.Estimate, bound, tol: Tolerance, status
     rel_err = abs_err / abs(n) if n != 0 else math.inf
     broke = [w for w, hit in (("rtol", rel_err > tol.rtol), ("atol", abs_err > tol.atol)) if hit]
     return EntryFinding(
-        name=name, index=tuple(int(i) for i in np.unravel_index(flat, shape)),
-        analytic=float(a), numeric=n, abs_err=float(abs_err), rel_err=float(rel_err),
-        tol=float(bound), fd_error=float(est.error), status=status,
+        name=name,
+        index=tuple(int(i) for i in np.unravel_index(flat, shape)),
+        analytic=float(a),
+        numeric=n,
+        abs_err=float(abs_err),
+        rel_err=float(rel_err),
+        tol=float(bound),
+        fd_error=float(est.error),
+        status=status,
         broke="not finite" if status == "nonfinite" else ",".join(broke) or "sum",
         forward=float(est.forward),
         backward=float(est.backward),
-        method="complex step" if bool(est.complex_step) else "richardson")
+        method="complex step" if bool(est.complex_step) else "richardson",
+    )
 
 
 class _ComplexState:
@@ -423,13 +461,26 @@ def _finding_exact(name, x, g, ev, f0, tol, cs, batch_size) -> ParamFinding:
     entries, fail, kink, bound = _judge(name, x.shape, idx, a, est, tol)
     hint = None
     if fail.any() and np.isfinite(a).all() and np.isfinite(est.value).all():
-        hint = diagnose(a.reshape(x.shape), est.value.reshape(x.shape), fail.reshape(x.shape),
-                        bound.reshape(x.shape), batch_size)
+        hint = diagnose(
+            a.reshape(x.shape),
+            est.value.reshape(x.shape),
+            fail.reshape(x.shape),
+            bound.reshape(x.shape),
+            batch_size,
+        )
     skipped = int((~np.isfinite(est.value)).sum())
     note = f"{skipped} entries skipped: the loss is not finite next to them" if skipped else ""
-    return ParamFinding(name=name, shape=x.shape, checked=x.size, failed=int(fail.sum()),
-                        kinks=int(est.kink.sum()), how="elementwise", entries=tuple(entries),
-                        hint=hint, note=note)
+    return ParamFinding(
+        name=name,
+        shape=x.shape,
+        checked=x.size,
+        failed=int(fail.sum()),
+        kinks=int(est.kink.sum()),
+        how="elementwise",
+        entries=tuple(entries),
+        hint=hint,
+        note=note,
+    )
 
 
 # --------------------------------------------------------------------------- fast mode
@@ -483,8 +534,11 @@ class _Projector:
         # confirmed entry by entry); a loose bound would hide one wrong entry among many.
         noise = ANALYTIC_ULPS * fd.eps_of(self.dtype)
         rms = self.rms.setdefault(name, float(np.sqrt(np.mean(grad[np.isfinite(grad)] ** 2))))
-        bound = (noise * (float(np.linalg.norm(gv)) + rms) + self.tol.fd_factor * err
-                 + 16 * fd.eps_of(np.float64) * float(np.sum(np.abs(gv))))
+        bound = (
+            noise * (float(np.linalg.norm(gv)) + rms)
+            + self.tol.fd_factor * err
+            + 16 * fd.eps_of(np.float64) * float(np.sum(np.abs(gv)))
+        )
         return _Measure(analytic, num, bound, kink)
 
     def _numeric(self, name, x, direction) -> tuple[float, float, bool]:
@@ -550,8 +604,11 @@ def _fast_pattern(proj, name, x, a, cand, first: EntryFinding, tol, batch_size):
         at = a.reshape(x.shape).T.reshape(-1)
         if _consistent(proj, name, cand, at):
             count = int(np.sum(np.abs(a - at) > tol.bound(at, 0.0)))
-            hint = Hint("transpose", "analytic = numeric.T: a transposed product "
-                        "(e.g. dZ.T @ A_prev instead of A_prev.T @ dZ)?")
+            hint = Hint(
+                "transpose",
+                "analytic = numeric.T: a transposed product "
+                "(e.g. dZ.T @ A_prev instead of A_prev.T @ dZ)?",
+            )
             return hint, count
     return None, 0
 
@@ -568,8 +625,11 @@ def _line_pattern(proj, name, x, cand, work, found: list[EntryFinding]) -> Hint 
         (i,) = ids
         outside = cand[lines != i]
         if len(outside) and _consistent(proj, name, outside, work):
-            return Hint(f"{word}s", f"{word} [{i}] wrong ({len(found)} entries confirmed), "
-                        f"all other {word}s agree in projection")
+            return Hint(
+                f"{word}s",
+                f"{word} [{i}] wrong ({len(found)} entries confirmed), "
+                f"all other {word}s agree in projection",
+            )
     return None
 
 
@@ -594,8 +654,11 @@ def _finding_fast(name, x, g, proj: _Projector, ev, f0, tol, cs, batch_size) -> 
         entries, fail, _, _ = _judge(name, x.shape, leaf, work[leaf], est, tol)
         checked += len(leaf)
         if not fail.any():
-            note = ("a projection disagreed but the entries it led to pass one by one"
-                    if tracked else "a projection disagreed; bisection lost the trail")
+            note = (
+                "a projection disagreed but the entries it led to pass one by one"
+                if tracked
+                else "a projection disagreed; bisection lost the trail"
+            )
             break
         found += [e for e in entries if e.status != "kink"]
         n_fail += int(fail.sum())
@@ -611,8 +674,18 @@ def _finding_fast(name, x, g, proj: _Projector, ev, f0, tol, cs, batch_size) -> 
         at_least = True
         hint = _line_pattern(proj, name, x, cand, work, found)
     how += f" + bisection, {checked} entries elementwise"
-    return ParamFinding(name, x.shape, checked, n_fail + len(bad), 0, how,
-                        tuple(found[:MAX_LISTED]), hint, at_least, note)
+    return ParamFinding(
+        name,
+        x.shape,
+        checked,
+        n_fail + len(bad),
+        0,
+        how,
+        tuple(found[:MAX_LISTED]),
+        hint,
+        at_least,
+        note,
+    )
 
 
 def _upcast(ev: fd.Evaluator, params, grads, f0: float) -> tuple[fd.Evaluator, float]:
@@ -630,8 +703,9 @@ def _upcast(ev: fd.Evaluator, params, grads, f0: float) -> tuple[fd.Evaluator, f
     """
     if all(x.dtype == np.float64 for x in params.values()):
         return ev, f0
-    ev64 = fd.Evaluator(ev.loss_fn, {n: x.astype(np.float64) for n, x in params.items()},
-                        ev.vectorized)
+    ev64 = fd.Evaluator(
+        ev.loss_fn, {n: x.astype(np.float64) for n, x in params.items()}, ev.vectorized
+    )
     name = max(params, key=lambda n: params[n].size)
     g = np.nan_to_num(grads[name])
     v = np.sign(g) / math.sqrt(g.size)
@@ -650,7 +724,7 @@ def _upcast(ev: fd.Evaluator, params, grads, f0: float) -> tuple[fd.Evaluator, f
 
 
 def choose_mode(n_params: int) -> str:
-    """"exact" up to EXACT_MAX_PARAMS parameters, "fast" above.
+    """ "exact" up to EXACT_MAX_PARAMS parameters, "fast" above.
 
     >>> choose_mode(100), choose_mode(407_050)
     ('exact', 'fast')
@@ -710,23 +784,40 @@ def check_gradients(
         seed = int(np.random.SeedSequence().entropy % 2**31)
     cs = _ComplexState(complex_step)
     ev_num, f0_num = _upcast(ev, params, grads, f0)
-    notes = () if ev_num is ev else (f"numeric side evaluated at the {dtype} params upcast "
-                                      "to float64 (the loss computes in float64 there)",)
+    notes = (
+        ()
+        if ev_num is ev
+        else (
+            f"numeric side evaluated at the {dtype} params upcast "
+            "to float64 (the loss computes in float64 there)",
+        )
+    )
     if mode == "exact":
-        findings = [_finding_exact(n, x, grads[n], ev_num, f0_num, tol, cs, batch_size)
-                    for n, x in params.items()]
+        findings = [
+            _finding_exact(n, x, grads[n], ev_num, f0_num, tol, cs, batch_size)
+            for n, x in params.items()
+        ]
     else:
         rng = np.random.default_rng(seed)
         proj = _Projector(ev_num, grads, f0_num, tol, rng, cs, dtype)
-        findings = [_finding_fast(n, x, grads[n].reshape(-1), proj, ev_num, f0_num, tol, cs,
-                                  batch_size) for n, x in params.items()]
+        findings = [
+            _finding_fast(n, x, grads[n].reshape(-1), proj, ev_num, f0_num, tol, cs, batch_size)
+            for n, x in params.items()
+        ]
     extra = f", mode={mode!r}" + (f", seed={seed}" if mode == "fast" else "")
     extra += ", vectorized=True" if vectorized else ""
     return GradcheckResult(
-        ok=all(f.ok for f in findings), mode=mode, dtype=str(dtype), tolerance=tol,
-        params=tuple(findings), seed=seed, complex_step=cs.label(),
-        loss_calls=ev.calls + (ev_num.calls if ev_num is not ev else 0), notes=notes,
-        repro=f"assert_gradients({fn_args}{extra})")
+        ok=all(f.ok for f in findings),
+        mode=mode,
+        dtype=str(dtype),
+        tolerance=tol,
+        params=tuple(findings),
+        seed=seed,
+        complex_step=cs.label(),
+        loss_calls=ev.calls + (ev_num.calls if ev_num is not ev else 0),
+        notes=notes,
+        repro=f"assert_gradients({fn_args}{extra})",
+    )
 
 
 def assert_gradients(*args, **kwargs) -> GradcheckResult:

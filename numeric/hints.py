@@ -149,16 +149,22 @@ def diagnose(analytic, numeric, fails, bound, batch_size: int | None = None) -> 
     if not fails.any():
         return None
     if np.all(a[fails] == 0) and fails.sum() > 1:
-        return Hint("zero", "analytic is exactly 0 where numeric is not: a term never "
-                    "computed or never written back?")
+        return Hint(
+            "zero",
+            "analytic is exactly 0 where numeric is not: a term never "
+            "computed or never written back?",
+        )
     everywhere = fails | (np.abs(n) > bound)
     r = _ratio_fits(a, n, bound, everywhere)
     if r is not None and fails.sum() > 1:
         return ratio_hint(r, batch_size)
     if a.ndim == 2 and a.shape[0] == a.shape[1] > 1:
         if np.all(np.abs(a - n.T) <= bound + bound.T):
-            return Hint("transpose", "analytic = numeric.T: a transposed product "
-                        "(e.g. dZ.T @ A_prev instead of A_prev.T @ dZ)?")
+            return Hint(
+                "transpose",
+                "analytic = numeric.T: a transposed product "
+                "(e.g. dZ.T @ A_prev instead of A_prev.T @ dZ)?",
+            )
     if a.ndim == 2 and fails.sum() > 1:
         hint = _line_hint(a, n, fails, bound, batch_size)
         if hint is not None:
@@ -169,8 +175,11 @@ def diagnose(analytic, numeric, fails, bound, batch_size: int | None = None) -> 
         idx_s = ", ".join(str(int(j)) for j in idx)
         r1 = a.flat[i] / n.flat[i] if n.flat[i] != 0 else np.inf
         ratio = f" (analytic/numeric = {r1:.4g})" if np.isfinite(r1) else ""
-        return Hint("single", f"only entry [{idx_s}] is wrong{ratio}, all others right: "
-                    "an indexing slip or a stray in-place update?")
+        return Hint(
+            "single",
+            f"only entry [{idx_s}] is wrong{ratio}, all others right: "
+            "an indexing slip or a stray in-place update?",
+        )
     r = _ratio_fits(a, n, bound, fails)
     if r is not None:
         return ratio_hint(r, batch_size, where="on the failing entries, ")

@@ -22,10 +22,18 @@ from numeric.gradcheck import GradcheckResult, check_gradients
 
 def pytest_addoption(parser):
     group = parser.getgroup("gradcheck", "gradient checks (backprop-toolkit)")
-    group.addoption("--gradcheck-seed", type=int, default=None,
-                    help="seed for fast-mode random projections (default: fresh, reported)")
-    group.addoption("--gradcheck-mode", choices=("auto", "exact", "fast"), default="auto",
-                    help="force the gradient-check mode (default: chosen by parameter count)")
+    group.addoption(
+        "--gradcheck-seed",
+        type=int,
+        default=None,
+        help="seed for fast-mode random projections (default: fresh, reported)",
+    )
+    group.addoption(
+        "--gradcheck-mode",
+        choices=("auto", "exact", "fast"),
+        default="auto",
+        help="force the gradient-check mode (default: chosen by parameter count)",
+    )
 
 
 class GradCheck:

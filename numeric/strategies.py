@@ -26,13 +26,28 @@ from hypothesis.extra import numpy as hnp
 KINDS = ("logreg", "chain", "mlp")
 ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus")
 OUTPUTS = ("sigmoid", "softmax", "linear")
-LOSSES = ("sse", "half_sse", "mse", "bce", "bce_logits", "cce", "cce_logits", "sparse_cce",
-          "mae", "huber")
+LOSSES = (
+    "sse",
+    "half_sse",
+    "mse",
+    "bce",
+    "bce_logits",
+    "cce",
+    "cce_logits",
+    "sparse_cce",
+    "mae",
+    "huber",
+)
 
 # Which output a loss needs (absent: any output) and which losses need >= 2 outputs. These
 # mirror derive.registry.check_head, restated so numeric does not import derive.
-LOSS_NEEDS_OUTPUT = {"bce": "sigmoid", "bce_logits": "linear", "cce": "softmax",
-                     "cce_logits": "linear", "sparse_cce": "softmax"}
+LOSS_NEEDS_OUTPUT = {
+    "bce": "sigmoid",
+    "bce_logits": "linear",
+    "cce": "softmax",
+    "cce_logits": "linear",
+    "sparse_cce": "softmax",
+}
 MULTI_OUTPUT_LOSSES = frozenset({"cce", "cce_logits", "sparse_cce"})
 #: logistic regression is fixed to a sigmoid unit with binary cross-entropy.
 LOGREG_HEAD = ("sigmoid", "bce")
@@ -106,8 +121,10 @@ def heads(n_out: int, outputs=OUTPUTS, losses=LOSSES) -> st.SearchStrategy[tuple
     """
     pairs = [(o, loss) for o in outputs for loss in losses if fits(o, loss, n_out)]
     if not pairs:
-        raise InvalidArgument(f"no (output, loss) pair fits {n_out} output unit(s) with "
-                              f"outputs={tuple(outputs)}, losses={tuple(losses)}")
+        raise InvalidArgument(
+            f"no (output, loss) pair fits {n_out} output unit(s) with "
+            f"outputs={tuple(outputs)}, losses={tuple(losses)}"
+        )
     return st.sampled_from(pairs)
 
 
@@ -117,8 +134,17 @@ def _multi_only(outputs, losses) -> bool:
 
 
 @st.composite
-def model_specs(draw, kinds=KINDS, *, activations=ACTIVATIONS, outputs=OUTPUTS, losses=LOSSES,
-                max_width: int = 5, max_hidden: int = 2, max_depth: int = 4) -> ModelSpec:
+def model_specs(
+    draw,
+    kinds=KINDS,
+    *,
+    activations=ACTIVATIONS,
+    outputs=OUTPUTS,
+    losses=LOSSES,
+    max_width: int = 5,
+    max_hidden: int = 2,
+    max_depth: int = 4,
+) -> ModelSpec:
     """Model specs whose activation, output and loss fit together.
 
     ``max_width`` bounds every layer size, ``max_hidden`` the hidden layers of an MLP and
@@ -132,8 +158,9 @@ def model_specs(draw, kinds=KINDS, *, activations=ACTIVATIONS, outputs=OUTPUTS, 
     """
     usable = [k for k in kinds if _kind_usable(k, outputs, losses)]
     if not usable:
-        raise InvalidArgument(f"no kind in {tuple(kinds)} fits outputs={tuple(outputs)}, "
-                              f"losses={tuple(losses)}")
+        raise InvalidArgument(
+            f"no kind in {tuple(kinds)} fits outputs={tuple(outputs)}, losses={tuple(losses)}"
+        )
     kind = draw(st.sampled_from(usable))
     if kind == "logreg":
         return ModelSpec(kind, (draw(st.integers(1, max_width)), 1), None, *LOGREG_HEAD)
@@ -178,8 +205,8 @@ def arrays_for(shapes: dict[str, tuple[int, ...]], dtype=np.float64, elements=No
     """
     elements = finite_floats(dtype) if elements is None else elements
     return st.fixed_dictionaries(
-        {name: hnp.arrays(dtype, tuple(shape), elements=elements)
-         for name, shape in shapes.items()})
+        {name: hnp.arrays(dtype, tuple(shape), elements=elements) for name, shape in shapes.items()}
+    )
 
 
 # params_for(spec) goes here: parameter shapes of a ModelSpec come from derive (the builders
@@ -205,8 +232,16 @@ def _targets(m: int, n_out: int, kind: str, dtype, vector: bool):
 
 
 @st.composite
-def data_for(draw, n_in: int, n_out: int, m=None, targets: str = "real", dtype=np.float64,
-             y_vector: bool = False, x_elements=None):
+def data_for(
+    draw,
+    n_in: int,
+    n_out: int,
+    m=None,
+    targets: str = "real",
+    dtype=np.float64,
+    y_vector: bool = False,
+    x_elements=None,
+):
     """A batch ``(X, Y)``: ``X (m, n_in)`` finite, ``Y`` as ``targets`` says.
 
     ``targets``: "real", "unit" (in [0, 1]), "binary" (0/1), "onehot" (rows of the identity,
@@ -222,8 +257,9 @@ def data_for(draw, n_in: int, n_out: int, m=None, targets: str = "real", dtype=n
     """
     if y_vector and n_out != 1:
         raise InvalidArgument(f"y_vector=True needs one output unit, got n_out={n_out}")
-    m = draw(st.integers(1, 8) if m is None else m if isinstance(m, st.SearchStrategy)
-             else st.just(m))
+    m = draw(
+        st.integers(1, 8) if m is None else m if isinstance(m, st.SearchStrategy) else st.just(m)
+    )
     x_elements = finite_floats(dtype, -3.0, 3.0) if x_elements is None else x_elements
     X = draw(hnp.arrays(dtype, (m, n_in), elements=x_elements))
     Y = draw(_targets(m, n_out, targets, dtype, y_vector))
@@ -254,5 +290,11 @@ def data_for_spec(spec: ModelSpec, m=None, dtype=np.float64):
     ...     assert xy[0].shape == (4, 3) and xy[1].shape == (4,)
     >>> test()
     """
-    return data_for(spec.n_in, spec.n_out, m=m, targets=targets_for(spec), dtype=dtype,
-                    y_vector=spec.kind == "logreg")
+    return data_for(
+        spec.n_in,
+        spec.n_out,
+        m=m,
+        targets=targets_for(spec),
+        dtype=dtype,
+        y_vector=spec.kind == "logreg",
+    )

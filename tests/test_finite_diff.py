@@ -50,8 +50,9 @@ def test_error_bar_covers_a_kink_anywhere_in_the_stencil():
 
 
 def test_relu_at_zero_is_a_kink_with_its_two_slopes():
-    est = fd.partial_derivative(lambda p: float(np.maximum(p["z"], 0.0)), {"z": np.array(0.0)},
-                                "z", ())
+    est = fd.partial_derivative(
+        lambda p: float(np.maximum(p["z"], 0.0)), {"z": np.array(0.0)}, "z", ()
+    )
     assert est.kink
     assert est.backward == pytest.approx(0.0, abs=1e-9)
     assert est.forward == pytest.approx(1.0, abs=1e-9)
@@ -104,11 +105,14 @@ def test_complex_step_garbage_is_not_adopted():
     np.testing.assert_allclose(mixed.value, 3 * p["w"] ** 2, rtol=1e-9)
 
 
-@pytest.mark.parametrize("loss", [
-    lambda q: float(np.sum(q["w"] ** 2)),          # float() of a complex: ComplexWarning
-    lambda q: np.sum(np.real(q["w"]) ** 2),         # drops the imaginary part
-    lambda q: np.sum(np.asarray(q["w"], float)),    # casts
-])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda q: float(np.sum(q["w"] ** 2)),  # float() of a complex: ComplexWarning
+        lambda q: np.sum(np.real(q["w"]) ** 2),  # drops the imaginary part
+        lambda q: np.sum(np.asarray(q["w"], float)),  # casts
+    ],
+)
 def test_losses_that_are_not_complex_safe_say_so(loss):
     ev = fd.Evaluator(loss, {"w": np.array([1.0, 2.0])})
     with pytest.raises(fd.ComplexStepUnsupported):
@@ -117,10 +121,12 @@ def test_losses_that_are_not_complex_safe_say_so(loss):
 
 def test_vectorized_blocks_give_the_same_losses_in_fewer_calls():
     A = np.array([[2.0, 0.5], [0.5, 1.0]])
-    loop = fd.Evaluator(lambda q: float(q["w"] @ A @ q["w"] + q["c"]), {"w": np.ones(2),
-                                                                        "c": np.array(0.5)})
-    batch = fd.Evaluator(lambda q: np.einsum("ki,ij,kj->k", q["w"], A, q["w"]) + q["c"],
-                         loop.params, vectorized=True)
+    loop = fd.Evaluator(
+        lambda q: float(q["w"] @ A @ q["w"] + q["c"]), {"w": np.ones(2), "c": np.array(0.5)}
+    )
+    batch = fd.Evaluator(
+        lambda q: np.einsum("ki,ij,kj->k", q["w"], A, q["w"]) + q["c"], loop.params, vectorized=True
+    )
     idx, vals = np.array([0, 1, 0]), np.array([3.0, -1.0, 0.25])
     np.testing.assert_allclose(batch.at_entries("w", idx, vals), loop.at_entries("w", idx, vals))
     assert (loop.calls, batch.calls) == (3, 1)

@@ -24,8 +24,11 @@ SETTINGS = settings(max_examples=10, deadline=None)
 def _act(name, xp):
     if name == "relu":
         return jax.nn.relu if xp is jnp else (lambda z: np.maximum(z, 0.0))
-    return {"tanh": xp.tanh, "sigmoid": lambda z: 1 / (1 + xp.exp(-z)),
-            "softplus": lambda z: xp.log1p(xp.exp(z))}[name]
+    return {
+        "tanh": xp.tanh,
+        "sigmoid": lambda z: 1 / (1 + xp.exp(-z)),
+        "softplus": lambda z: xp.log1p(xp.exp(z)),
+    }[name]
 
 
 def mlp_loss(p, X, Y, xp, act="tanh", head="sse"):
@@ -70,6 +73,7 @@ def corrupted(grad_fn, change):
         g = {k: np.array(v) for k, v in grad_fn(p).items()}
         change(g)
         return g
+
     return wrong
 
 
@@ -81,8 +85,11 @@ def test_docstring_examples_run():
 
 
 @SETTINGS
-@given(st.sampled_from(["tanh", "sigmoid", "relu", "softplus"]), st.sampled_from(["sse", "ce"]),
-       st.integers(0, 10_000))
+@given(
+    st.sampled_from(["tanh", "sigmoid", "relu", "softplus"]),
+    st.sampled_from(["sse", "ce"]),
+    st.integers(0, 10_000),
+)
 def test_correct_float64_gradients_pass(act, head, seed):
     loss, grad, params, _ = make_model(act=act, head=head, seed=seed)
     result = check_gradients(loss, grad, params)
@@ -91,8 +98,11 @@ def test_correct_float64_gradients_pass(act, head, seed):
 
 
 @SETTINGS
-@given(st.sampled_from(["tanh", "sigmoid", "relu"]), st.sampled_from(["sse", "ce"]),
-       st.integers(0, 10_000))
+@given(
+    st.sampled_from(["tanh", "sigmoid", "relu"]),
+    st.sampled_from(["sse", "ce"]),
+    st.integers(0, 10_000),
+)
 def test_correct_float32_gradients_pass(act, head, seed):
     loss, grad, params, _ = make_model(act=act, head=head, dtype=np.float32, seed=seed)
     result = check_gradients(loss, grad, params)
@@ -130,8 +140,9 @@ def test_relu_exactly_at_its_kink_is_a_kink_not_a_failure():
 @pytest.mark.parametrize("subgradient", [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5)])
 def test_a_tie_in_a_max_is_a_kink_whichever_subgradient(subgradient):
     params = {"w": np.array([0.3, 0.3])}
-    result = check_gradients(lambda p: float(np.max(p["w"])),
-                             lambda p: {"w": np.array(subgradient)}, params)
+    result = check_gradients(
+        lambda p: float(np.max(p["w"])), lambda p: {"w": np.array(subgradient)}, params
+    )
     assert result.ok, result.report()
     assert result.finding("w").kinks == 2
 
@@ -139,8 +150,9 @@ def test_a_tie_in_a_max_is_a_kink_whichever_subgradient(subgradient):
 @pytest.mark.parametrize("scale", [1e-8, 1.0, 1e8])
 def test_tolerances_follow_the_scale_of_the_loss(scale):
     loss, grad, params, _ = make_model(seed=5)
-    result = check_gradients(lambda p: scale * loss(p),
-                             lambda p: {k: scale * v for k, v in grad(p).items()}, params)
+    result = check_gradients(
+        lambda p: scale * loss(p), lambda p: {k: scale * v for k, v in grad(p).items()}, params
+    )
     assert result.ok, result.report()
 
 
@@ -158,8 +170,9 @@ def test_vectorized_loss_gives_the_same_verdict_in_fewer_calls():
     params = {"w": np.array([0.2, -0.4, 1.1])}
     grad = lambda p: {"w": A @ p["w"]}  # noqa: E731
     loop = check_gradients(lambda p: float(0.5 * p["w"] @ A @ p["w"]), grad, params)
-    batch = check_gradients(lambda p: 0.5 * np.einsum("ki,ij,kj->k", p["w"], A, p["w"]), grad,
-                            params, vectorized=True)
+    batch = check_gradients(
+        lambda p: 0.5 * np.einsum("ki,ij,kj->k", p["w"], A, p["w"]), grad, params, vectorized=True
+    )
     assert loop.ok and batch.ok
     assert batch.loss_calls < loop.loss_calls / 3
 
@@ -174,6 +187,7 @@ def _transpose(g):
 def _times(name, r):
     def change(g):
         g[name] = g[name] * r
+
     return change
 
 
@@ -240,8 +254,9 @@ def test_single_entry_finding_has_every_number_a_person_needs():
 
 def test_nan_in_the_gradient_is_a_finding_not_a_crash():
     loss, grad, params, _ = make_model(seed=4)
-    result = check_gradients(loss, corrupted(grad, lambda g: g["b2"].__setitem__(0, np.nan)),
-                             params)
+    result = check_gradients(
+        loss, corrupted(grad, lambda g: g["b2"].__setitem__(0, np.nan)), params
+    )
     (entry,) = result.failures
     assert entry.where == "b2[0]" and entry.status == "nonfinite"
     assert "not finite" in result.report()
@@ -251,8 +266,9 @@ def test_float32_catches_one_entry_off_by_one_percent():
     loss, grad, params, _ = make_model(dtype=np.float32, seed=6)
     g = grad(params)["W1"]
     i = np.unravel_index(np.argmax(np.abs(g)), g.shape)
-    result = check_gradients(loss, corrupted(grad, lambda d: d["W1"].__setitem__(i, 1.01 * g[i])),
-                             params)
+    result = check_gradients(
+        loss, corrupted(grad, lambda d: d["W1"].__setitem__(i, 1.01 * g[i])), params
+    )
     assert [e.index for e in result.failures] == [tuple(int(j) for j in i)]
 
 
@@ -315,8 +331,9 @@ def test_fast_mode_localizes_one_coordinate_off_by_one_percent(large, seed):
 
 
 def test_fast_mode_localizes_one_percent_in_float32():
-    loss, grad, params, _ = make_model(sizes=(50, 200, 10), m=32, act="relu", head="ce",
-                                       dtype=np.float32, seed=9)
+    loss, grad, params, _ = make_model(
+        sizes=(50, 200, 10), m=32, act="relu", head="ce", dtype=np.float32, seed=9
+    )
     g = grad(params)
     assert check_gradients(loss, lambda p: g, params, seed=0).ok
     mags = np.abs(g["W1"])
@@ -360,17 +377,20 @@ def _ok_grad(p):
     return {"w": 2 * p["w"]}
 
 
-@pytest.mark.parametrize("params, grad, words", [
-    ({"w": np.array([1, 2])}, _ok_grad, "dtype int64"),
-    ({"w": np.array([1.0, np.nan])}, _ok_grad, "not finite at index (1,)"),
-    ({}, _ok_grad, "non-empty dict"),
-    ({"w": np.ones(2)}, lambda p: {"w": np.ones(2), "v": np.ones(2)}, "unexpected ['v']"),
-    ({"w": np.ones(2), "b": np.array(0.0)}, _ok_grad, "missing ['b']"),
-    ({"w": np.ones((2, 3))}, lambda p: {"w": np.ones((3, 2))}, "a transpose?"),
-    ({"w": np.ones((4, 3))}, lambda p: {"w": np.ones((5, 4, 3))}, "one gradient per example"),
-    ({"w": np.ones(2)}, lambda p: [2.0, 2.0], "must be a dict"),
-    ({"w": np.ones(2)}, lambda p: {"w": np.ones(2, complex)}, "real floating-point"),
-])
+@pytest.mark.parametrize(
+    "params, grad, words",
+    [
+        ({"w": np.array([1, 2])}, _ok_grad, "dtype int64"),
+        ({"w": np.array([1.0, np.nan])}, _ok_grad, "not finite at index (1,)"),
+        ({}, _ok_grad, "non-empty dict"),
+        ({"w": np.ones(2)}, lambda p: {"w": np.ones(2), "v": np.ones(2)}, "unexpected ['v']"),
+        ({"w": np.ones(2), "b": np.array(0.0)}, _ok_grad, "missing ['b']"),
+        ({"w": np.ones((2, 3))}, lambda p: {"w": np.ones((3, 2))}, "a transpose?"),
+        ({"w": np.ones((4, 3))}, lambda p: {"w": np.ones((5, 4, 3))}, "one gradient per example"),
+        ({"w": np.ones(2)}, lambda p: [2.0, 2.0], "must be a dict"),
+        ({"w": np.ones(2)}, lambda p: {"w": np.ones(2, complex)}, "real floating-point"),
+    ],
+)
 def test_bad_input_is_a_value_error_naming_the_value(params, grad, words):
     with pytest.raises(GradcheckInputError) as info:
         check_gradients(_ok_loss, grad, params)

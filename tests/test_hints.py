@@ -13,8 +13,11 @@ from numeric.hints import diagnose, ratio_hint
 
 SETTINGS = settings(max_examples=40, deadline=None)
 # Numeric gradients away from zero, so every entry carries information about a ratio.
-NUMERIC = hnp.arrays(np.float64, st.tuples(st.integers(2, 5), st.integers(2, 5)),
-                     elements=st.floats(0.1, 3.0).flatmap(lambda x: st.sampled_from([x, -x])))
+NUMERIC = hnp.arrays(
+    np.float64,
+    st.tuples(st.integers(2, 5), st.integers(2, 5)),
+    elements=st.floats(0.1, 3.0).flatmap(lambda x: st.sampled_from([x, -x])),
+)
 TIGHT = 1e-9
 
 
@@ -22,15 +25,18 @@ def test_docstring_examples_run():
     assert doctest.testmod(hints).failed == 0
 
 
-@pytest.mark.parametrize("r, kind, words", [
-    (-1.0, "sign", "a sign flip"),
-    (2.0, "x2", "off by ×2"),
-    (0.5, "x1/2", "off by ×½"),
-    (-2.0, "x2", "a sign flip and off by ×2"),
-    (32.0, "missing_1/m", "m = 32 if that is your batch size"),
-    (1 / 32, "extra_1/m", "numeric / 32"),
-    (0.731, "scale", "a constant factor"),
-])
+@pytest.mark.parametrize(
+    "r, kind, words",
+    [
+        (-1.0, "sign", "a sign flip"),
+        (2.0, "x2", "off by ×2"),
+        (0.5, "x1/2", "off by ×½"),
+        (-2.0, "x2", "a sign flip and off by ×2"),
+        (32.0, "missing_1/m", "m = 32 if that is your batch size"),
+        (1 / 32, "extra_1/m", "numeric / 32"),
+        (0.731, "scale", "a constant factor"),
+    ],
+)
 def test_ratio_hints_name_the_usual_suspects(r, kind, words):
     hint = ratio_hint(r)
     assert hint.kind == kind and words in hint.message and hint.ratio == r

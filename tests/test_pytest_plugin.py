@@ -42,24 +42,31 @@ def run(pytester):
 
     def run(*args):
         return pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider", *args)
+
     return run
 
 
 def test_right_gradient_passes_and_wrong_fails_with_the_report(run):
     result = run()
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines([
-        "*gradient check FAILED: 3 of 4 entries wrong*",
-        "*hint: analytic = -1 × numeric: a sign flip*",
-        "*rerun: pytest 'test_user.py::test_wrong'*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*gradient check FAILED: 3 of 4 entries wrong*",
+            "*hint: analytic = -1 × numeric: a sign flip*",
+            "*rerun: pytest 'test_user.py::test_wrong'*",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()  # the report, not the checker's insides
 
 
 def test_options_force_mode_and_seed_into_the_rerun_line(run):
     result = run("--gradcheck-mode=fast", "--gradcheck-seed=7", "-k", "wrong")
-    result.stdout.fnmatch_lines(["*fast mode, float64, seed 7*",
-                                 "*rerun: pytest 'test_user.py::test_wrong' --gradcheck-seed=7*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*fast mode, float64, seed 7*",
+            "*rerun: pytest 'test_user.py::test_wrong' --gradcheck-seed=7*",
+        ]
+    )
 
 
 def test_options_are_documented_in_help(run):
