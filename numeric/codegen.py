@@ -47,7 +47,9 @@ from .printers import (
     wrap_statement,
     zeros_like,
 )
-from .stable import maximum, rowmax, stabilize
+from .stable import maximum, rowmax, sigmoid, softplus, stabilize
+
+ONES = sp.MatrixSymbol("ones", 1, BATCH)  # the row of ones of 1ᵀ dZ, as a vector (m,)
 
 TARGETS = tuple(PRINTERS)
 FUNCTIONS = ("forward", "loss", "loss_and_grads")
@@ -55,7 +57,7 @@ FUNCTIONS = ("forward", "loss", "loss_and_grads")
 # Identifiers a kernel uses for itself; graph names that collide get a trailing underscore.
 _RESERVED = {
     "np", "jnp", "jax", "params", "X", "Y", "m", "J", "PARAMS", "sigmoid", "softplus",
-    "forward", "loss", "loss_and_grads", "grads", "e", "u",
+    "forward", "loss", "loss_and_grads", "grads", "e", "u", "ones",
 }  # fmt: skip
 
 
@@ -153,10 +155,12 @@ class Program:
         self.model = model = derivation.model
         self.matrix = model.level == "matrix"
         self.names = Names()
-        for special in ("X", "Y"):  # the data arrays keep their names
+        for special in ("X", "Y", "ones"):  # the data arrays keep their names
             self.names.map[special] = special
         self.equation = EquationPrinter()
         self.dims = {k: sp.Integer(v) for k, v in model.dims.items()}
+        self.ranks = {n.name: len(n.array_shape) for n in model.nodes if n.array_shape is not None}
+        self.ranks.update({"d" + name: rank for name, rank in list(self.ranks.items())})
         self.labels = bool(model.loss) and registry.loss(model.loss).targets == "labels"
         self.definitions = {
             node.symbol: self._prep(node.expr)
@@ -174,11 +178,16 @@ class Program:
     # -- reading the Derivation
 
     def _prep(self, expr):
-        return expr if _is_matrix(expr) else sp.sympify(expr).xreplace(self.dims)
+        if _is_matrix(expr):  # 1ᵀ dZ as ones @ dZ: a matrix-vector product beats dZ.sum(axis=0)
+            return expr.replace(
+                lambda e: isinstance(e, sp.MatMul) and _sums_matrix_rows(e, self.ranks),
+                lambda e: e.func(*[ONES if isinstance(a, sp.OneMatrix) else a for a in e.args]),
+            )
+        return sp.sympify(expr).xreplace(self.dims)
 
     def _stable(self, expr):
         if _is_matrix(expr):
-            return expr
+            return self._prep(expr)
         return fold_piecewise(stabilize(self._prep(expr), self.definitions))
 
     def _eq(self, expr) -> str:
@@ -350,6 +359,10 @@ class _Writer:
             out += self._column_bindings("X", model.inputs, vector=False)
             out += self._column_bindings("Y", model.targets, self.p._targets_are_vector())
         out.append(_binding("m", "X.shape[0]", "m", comment="batch size"))
+        code = f"{np_}.ones(m, dtype=X.dtype)"
+        out.append(
+            _binding("ones", code, "ones", comment="the 1 of 1ᵀ dZ (sum over examples)", deps={"m"})
+        )
         return out
 
     def _element_bindings(self, shapes) -> list[Statement]:
@@ -420,6 +433,7 @@ class _Writer:
         returns, extra = self._returns(function)
         needed = set().union(*(_identifiers(code) for _, code, _ in returns))
         kept = _live(statements + extra, needed)
+        _share_softplus(kept)
         kept = _common_subexpressions(kept, self, names)
         needed |= set().union(*(s.deps for s in kept))
         return _live(self._bindings(), needed) + kept, returns
@@ -495,6 +509,7 @@ class _Writer:
         lead = [names(s.target) for s in self.p.backward_statements]
         lead += [names(node.name) for node in self.model.params]
         local = self.printer_class({"names": names.map, "ranks": ranks, "lead": tuple(lead)})
+        outs = _reuse_plan(statements, returns, self._shapes(), names)
         body, section = [], None
         for s in _group_parameters(statements):
             if function == "loss_and_grads" and s.kind != "data":
@@ -502,12 +517,26 @@ class _Writer:
                 if wanted != section:
                     body.append((f"    # {wanted} pass", None, "section"))
                     section = wanted
-            code = s.code if s.code is not None else local.doprint(s.expr)
+            code = s.code if s.code is not None else local.doprint_into(s.expr, outs.get(id(s)))
             lhs = s.target if s.code is not None else names(s.target)
             for text in wrap_statement(f"{lhs} = ", code, s.equation):
                 body.append((text, s.node, s.kind))
         self.helpers |= local.helpers_used
         return printer.function(function, _signature(function), _DOCS[function], body, returns)
+
+    def _shapes(self) -> dict[str, tuple]:
+        """Array shapes by identifier (symbolic sizes), for reusing memory safely."""
+        shapes: dict[str, tuple] = {"m": (), "ones": (BATCH,)}
+        if self.p.matrix:
+            for node in self.model.nodes:
+                if node.array_shape is not None:
+                    shape = tuple(sp.sympify(d).xreplace(self.model.dims) for d in node.array_shape)
+                    shapes[self.names(node.name)] = shape
+                    shapes[self.names("d" + node.name)] = shape
+        else:
+            for name in self.p.batch_names:
+                shapes[self.names(name)] = (BATCH,)
+        return shapes
 
     def kernel(self) -> Kernel:
         printer = self.printer_class({"names": dict(self.names.map)})
@@ -622,20 +651,148 @@ def _binding(lhs: str, code: str, node: str, comment: str = "", provides=None, d
                      deps=frozenset(deps))  # fmt: skip
 
 
+def _shape_of(expr, shapes: dict[str, tuple], names: Names) -> tuple | None:
+    """The NumPy shape of an elementwise expression (broadcasting), None if unknown."""
+    if isinstance(expr, (sp.Symbol, sp.MatrixSymbol)):
+        return () if expr == BATCH else shapes.get(names.of(expr), ())
+    if expr.is_Atom or isinstance(expr, (total, batch_mean)):
+        return ()
+    if isinstance(expr, (rowsum, rowmax)):
+        inner = _shape_of(expr.args[0], shapes, names)
+        return None if inner is None else (inner[:1] + (1,) if len(inner) == 2 else inner)
+    if isinstance(expr, sp.MatrixExpr) or not expr.args:
+        return None
+    out: tuple = ()
+    for arg in expr.args:
+        shape = _shape_of(arg, shapes, names) if isinstance(arg, sp.Basic) else ()
+        if shape is None:
+            return None
+        out = _broadcast(out, shape)
+        if out is None:
+            return None
+    return out
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(out)
+
+
+def _reuse_plan(statements, returns, shapes, names) -> dict[int, str]:
+    """For each statement, an array it may overwrite (``out=``): an operand made in this
+    function, of the result's shape, that nothing reads afterwards. Fewer live arrays keep a
+    deep net's working set in cache and spare the allocator fresh pages."""
+    returned = set().union(*(_identifiers(code) for _, code, _ in returns))
+    last_use: dict[str, int] = {}
+    for i, s in enumerate(statements):
+        for dep in s.deps:
+            last_use[dep] = i
+    buffer = {}  # identifier -> the array (first identifier) it lives in
+    owned, shapes = set(), dict(shapes)
+    plan: dict[int, str] = {}
+    for i, s in enumerate(statements):
+        if s.code is not None or s.expr is None:
+            continue
+        target = names(s.target)
+        if isinstance(s.expr, (sp.Symbol, sp.MatrixSymbol)):  # an alias: A2 = Z2
+            buffer[target] = buffer.get(names.of(s.expr), names.of(s.expr))
+            continue
+        matrix = _is_matrix(s.expr)
+        shape = shapes.get(target) if matrix else _shape_of(s.expr, shapes, names)
+        if shape is not None and target not in shapes:
+            shapes[target] = shape
+        boolean = isinstance(s.expr, (Relational, sp.logic.boolalg.Boolean))
+        if shape and not boolean and not matrix:
+            for sym in _direct_operands(s.expr):
+                cand = names.of(sym)
+                home = buffer.get(cand, cand)
+                sharing = [n for n, h in buffer.items() if h == home] + [home]
+                dead = all(last_use.get(n, -1) <= i and n not in returned for n in sharing)
+                if cand in owned and dead and shapes.get(cand) == shape:
+                    plan[id(s)] = cand
+                    buffer[target] = home
+                    break
+        if shape and not boolean and (not matrix or _fresh_matrix(s.expr)):
+            owned.add(target)
+    return plan
+
+
+def _sums_matrix_rows(expr: sp.MatMul, ranks: dict[str, int]) -> bool:
+    """``1ᵀ dZ`` with ``dZ`` a matrix (a vector's sum is just ``dZ.sum()``)."""
+    matrices = expr.as_coeff_matrices()[1]
+    if len(matrices) != 2 or not isinstance(matrices[0], sp.OneMatrix):
+        return False
+    ones, operand = matrices
+    return (
+        ones.shape[0] == 1
+        and isinstance(operand, sp.MatrixSymbol)
+        and (ranks.get(operand.name, 2) > 1)
+    )
+
+
+def _share_softplus(statements: list[Statement]) -> None:
+    """Where a function needs softplus(u) anyway, write sigmoid(u) as exp(u - softplus(u)):
+    the same value (its exponent is log sigmoid(u) <= 0, so it never overflows), and the
+    softplus is computed once. A softplus layer's derivative then reuses its output."""
+    elementwise = [s for s in statements if s.expr is not None and not _is_matrix(s.expr)]
+    arguments = set()
+    for s in elementwise:
+        arguments |= {f.args[0] for f in s.expr.atoms(softplus)}
+    arguments |= {-u for u in arguments}
+    for s in elementwise:
+        s.expr = s.expr.replace(
+            lambda e: isinstance(e, sigmoid) and e.args[0] in arguments,
+            lambda e: sp.exp(e.args[0] - softplus(e.args[0])),
+        )
+
+
+def _direct_operands(expr) -> list[sp.Symbol]:
+    """Arrays that are themselves operands of the top operation (``dA1`` in
+    ``dA1 * (1 - A1**2)``, ``Z1`` in ``tanh(Z1)``): the ones an ``out=`` may overwrite."""
+    if isinstance(expr, sp.Piecewise):
+        args = [expr.args[0].expr]
+    elif isinstance(expr, sp.Mul):
+        args = list(expr.args)
+    elif isinstance(expr, (sp.Add, sp.Function)):
+        args = list(expr.args)
+    else:
+        args = []
+    return [a for a in args if isinstance(a, sp.Symbol) and a != BATCH]
+
+
+def _fresh_matrix(expr) -> bool:
+    """A matrix statement that makes a new array (not ``1 b``, which is ``b`` itself)."""
+    if isinstance(expr, sp.MatAdd):
+        return True
+    if isinstance(expr, sp.MatMul):
+        matrices = expr.as_coeff_matrices()[1]
+        return not isinstance(matrices[0], sp.OneMatrix) or matrices[0].shape[1] != 1
+    return False
+
+
 def _group_parameters(statements: list[Statement]) -> list[Statement]:
     """``W1, b1, W2, b2 = params["W1"], ...`` in lines that fit, instead of one per array."""
     params = [s for s in statements if s.code is not None and s.code.startswith("params[")]
     if len(params) < 2:
         return statements
-    groups, current = [], []
-    for s in params:
-        trial = current + [s]
-        text = ", ".join(t.target for t in trial) + " = " + ", ".join(t.code for t in trial)
-        if current and len(text) + 4 > WIDTH:
-            groups.append(current)
-            trial = [s]
-        current = trial
-    groups.append(current)
+
+    def fits(group) -> bool:
+        text = ", ".join(t.target for t in group) + " = " + ", ".join(t.code for t in group)
+        return len(text) + 4 <= WIDTH
+
+    size = len(params)  # the largest even chunk that fits: W1, b1, W2, b2 stay in pairs
+    while size > 1 and not all(fits(params[k : k + size]) for k in range(0, len(params), size)):
+        size -= 2 if size > 2 and size % 2 == 0 else 1
+    groups = [params[k : k + size] for k in range(0, len(params), size)]
     merged = [
         _binding(", ".join(t.target for t in g), ", ".join(t.code for t in g), "params")
         for g in groups

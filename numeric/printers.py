@@ -119,6 +119,54 @@ class KernelPrinter(StrPrinter):
 
     # -- module-level pieces (what differs between targets)
 
+    def doprint_into(self, expr, out: str | None = None) -> str:
+        """Like ``doprint``, writing the result into the array named ``out`` (an operand that
+        is not needed afterwards): ``np.tanh(Z1, out=Z1)``. Only the top operation changes;
+        a form without an ``out=`` argument prints as usual."""
+        if out is not None:
+            text = self._into(expr, out)
+            if text is not None:
+                return text
+        return self.doprint(expr)
+
+    def _into(self, expr, out: str) -> str | None:
+        np_ = self.module
+        name = type(expr).__name__
+        if isinstance(expr, sp.Function) and name in _ELEMENTWISE and len(expr.args) == 1:
+            return f"{np_}.{_ELEMENTWISE[name]}({self._print(expr.args[0])}, out={out})"
+        if isinstance(expr, sp.Piecewise) and len(expr.args) == 2:
+            (value, cond), (other, always) = expr.args[0].args, expr.args[1].args
+            if always == sp.true and other == 0 and value.free_symbols:
+                if not value.has(sp.Function) and not value.has(Pow):
+                    return f"{np_}.multiply({self._print(value)}, {self._print(cond)}, out={out})"
+            return None
+        if isinstance(expr, Mul):
+            coeff, rest = expr.as_coeff_Mul()
+            num, den = [], []
+            for factor in Mul.make_args(rest):
+                base, power = factor.as_base_exp()
+                if power.is_Rational and power.is_negative and not isinstance(factor, sp.exp):
+                    den.append(Pow(base, -power))
+                else:
+                    num.append(factor)
+            p, q = (coeff.p, coeff.q) if coeff.is_Rational else (coeff, 1)
+            numerator = sp.Mul(p, *num, evaluate=False) if p != 1 else sp.Mul(*num)
+            denominator = sp.Mul(q, *den)
+            if denominator != 1:
+                return (
+                    f"{np_}.divide({self._print(numerator)}, {self._print(denominator)}, out={out})"
+                )
+            first = next((f for f in num if self._print(f) == out), num[0])
+            others = sp.Mul(coeff, *[f for f in num if f is not first])
+            return f"{np_}.multiply({self._print(first)}, {self._print(others)}, out={out})"
+        if isinstance(expr, sp.Add):
+            terms = sorted(expr.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
+            first, others = terms[0], sp.Add(*terms[1:])
+            if others.could_extract_minus_sign():
+                return f"{np_}.subtract({self._print(first)}, {self._print(-others)}, out={out})"
+            return f"{np_}.add({self._print(first)}, {self._print(others)}, out={out})"
+        return None
+
     def helper_source(self, name: str) -> str:
         """Source of a helper function the printed code called, e.g. the stable sigmoid."""
         return _HELPERS[name].format(np=self.module)
@@ -306,7 +354,10 @@ class KernelPrinter(StrPrinter):
 
     def _rank(self, expr) -> int:
         ranks = self._settings["ranks"]
-        return max((ranks.get(s.name, 0) for s in expr.free_symbols), default=0)
+        symbols = (
+            expr.atoms(sp.MatrixSymbol) if isinstance(expr, sp.MatrixExpr) else expr.free_symbols
+        )
+        return max((ranks.get(s.name, 0) for s in symbols), default=0)
 
     def _print_rowsum(self, expr):
         if self._rank(expr.args[0]) <= 1:  # a row of one entry (logistic regression)
@@ -319,9 +370,36 @@ class KernelPrinter(StrPrinter):
         return self._method(expr, "max(axis=1, keepdims=True)")
 
     def _print_total(self, expr):
-        if not expr.args[0].free_symbols:
+        (arg,) = expr.args
+        if not arg.free_symbols:
             raise NotImplementedError(f"a sum over entries of a constant needs a shape: {expr}")
-        return f"{self.module}.sum({self._print(expr.args[0])})"
+        pair = self._two_arrays(arg)
+        if pair is not None:  # sum of a product: one dot product, no temporary
+            scalar, a, b = pair
+            dot = self._dot(a, b)
+            return (
+                dot
+                if scalar == 1
+                else self._print(scalar * sp.Symbol("__dot__")).replace("__dot__", dot)
+            )
+        return f"{self.parenthesize(arg, PRECEDENCE['Func'], strict=True)}.sum()"
+
+    def _two_arrays(self, expr):
+        """``(c, a, b)`` when ``expr = c a b`` (or ``c a²``) for arrays a, b and a number c."""
+        factors = sp.Mul.make_args(expr)
+        scalars = [f for f in factors if _is_scalar(f)]
+        arrays = [f for f in factors if not _is_scalar(f)]
+        if len(arrays) == 1 and isinstance(arrays[0], Pow) and arrays[0].exp == 2:
+            arrays = [arrays[0].base, arrays[0].base]
+        if len(arrays) != 2 or any(isinstance(a, Pow) and a.exp.is_negative for a in arrays):
+            return None
+        return sp.Mul(*scalars), arrays[0], arrays[1]
+
+    def _dot(self, a, b) -> str:
+        left, right = (self.parenthesize(x, PRECEDENCE["Mul"]) for x in (a, b))
+        if max(self._rank(a), self._rank(b)) <= 1:
+            return f"{left} @ {right}"
+        return f"{self.module}.vdot({self._print(a)}, {self._print(b)})"
 
     def _print_batch_mean(self, expr):
         return f"{self.module}.mean({self._print(expr.args[0])})"
@@ -397,7 +475,8 @@ class KernelPrinter(StrPrinter):
             if ones.shape[1] == 1:  # a column of ones times a row: broadcast the row
                 text = self._print(operand)
             else:  # a row of ones times a matrix: the sum over rows
-                text = f"{self.parenthesize(operand, PRECEDENCE['Func'], strict=True)}.sum(axis=0)"
+                receiver = self.parenthesize(operand, PRECEDENCE["Func"], strict=True)
+                text = f"{receiver}.sum(axis=0)" if self._rank(operand) > 1 else f"{receiver}.sum()"
         else:
             text = " @ ".join(self.parenthesize(m, PRECEDENCE["Mul"]) for m in matrices)
         if scalar == 1:
@@ -439,6 +518,9 @@ class JaxPrinter(KernelPrinter):
     module = "jnp"
     target = "jax"
     imports = ("import jax", "import jax.numpy as jnp")
+
+    def doprint_into(self, expr, out=None) -> str:
+        return self.doprint(expr)  # arrays are immutable; XLA reuses buffers by itself
 
     def function(self, name, args, doc, body, returns):
         if not any(is_float for _, _, is_float in returns):

@@ -1,0 +1,271 @@
+"""Speed of generated kernels against the GEMM-only floor, hand-written NumPy and JAX.
+
+    python -m bench.codegen_speed                 # the full table (a few minutes)
+    python -m bench.codegen_speed --quick         # fewer rounds
+    python -m bench.codegen_speed --threads 2     # pin 2 BLAS/XLA threads instead of 1
+
+Everything is measured in ONE process with the thread counts pinned before NumPy and JAX
+are imported (the pins are printed). Variants are interleaved: each round runs every
+variant once, in a shuffled order, and a variant's ratio is the median over rounds of its
+time divided by the floor's time *in the same round*, so drifts of a shared machine cancel.
+
+* ``floor``       just the matrix products the pass needs (``bench.baselines``);
+* ``generated``   ``numeric.codegen`` NumPy kernel, ``loss_and_grads``;
+* ``numpy``       hand-written NumPy backprop (``bench.baselines``);
+* ``jax``         ``jax.jit(jax.value_and_grad(cost))`` of a forward written in jax.numpy;
+* ``gen-jax``     the generated kernel with ``target="jax"`` (compiled with ``jax.jit``).
+
+Before timing, every variant's loss and gradients are checked against the generated ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def pin_threads(threads: int) -> dict[str, str]:
+    """Set the BLAS/OpenMP/XLA thread counts; must run before NumPy or JAX is imported."""
+    if "numpy" in sys.modules or "jax" in sys.modules:
+        print("warning: numpy/jax already imported; thread pins may not apply", file=sys.stderr)
+    pins = {var: str(threads) for var in THREAD_VARS}
+    xla = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    pins["XLA_FLAGS"] = xla if threads == 1 else f"intra_op_parallelism_threads={threads}"
+    pins["JAX_PLATFORMS"] = "cpu"
+    os.environ.update(pins)
+    return pins
+
+
+def _args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=1, help="BLAS/XLA threads (pinned)")
+    p.add_argument("--quick", action="store_true", help="fewer rounds (a rough table)")
+    p.add_argument("--seconds", type=float, default=6.0, help="time budget per case")
+    p.add_argument("--only", default="", help="run cases whose name contains this text")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _args(argv)
+    pins = pin_threads(args.threads)
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+
+    import derive
+    from bench import baselines
+    from numeric.codegen import codegen
+
+    print("thread pins:", ", ".join(f"{k}={v}" for k, v in pins.items()))
+    other = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_") and k not in pins}
+    if other:
+        print("also set:", ", ".join(f"{k}={v}" for k, v in sorted(other.items())))
+    blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+    print(f"numpy {np.__version__} ({blas['name']} {blas.get('version', '')}, kernels: "
+          f"{_openblas_core(np)}), jax {jax.__version__}")  # fmt: skip
+    print(f"cpu count {os.cpu_count()}; machine shared: read ratios, not absolute times\n")
+
+    cases = _cases(derive)
+    cases = [c for c in cases if args.only in c["name"]]
+    budget = args.seconds / (3 if args.quick else 1)
+    rows = []
+    for case in cases:
+        rows += _run_case(case, budget, np, jax, baselines, codegen)
+    _print_table(rows)
+    _codegen_time(derive, codegen)
+    return 0
+
+
+def _openblas_core(np) -> str:
+    """The OpenBLAS kernel family in use (OPENBLAS_CORETYPE may force one)."""
+    import ctypes
+    import glob
+
+    for lib in glob.glob(os.path.join(os.path.dirname(np.__path__[0]), "numpy.libs", "*openblas*")):
+        for symbol in ("scipy_openblas_get_corename64_", "openblas_get_corename64_"):
+            try:
+                get = getattr(ctypes.CDLL(lib), symbol)
+            except (AttributeError, OSError):
+                continue
+            get.restype = ctypes.c_char_p
+            return get().decode()
+    return "unknown"
+
+
+def _cases(derive) -> list[dict]:
+    def mlp784():
+        return derive.mlp([784, 512, 10], activation="relu")
+
+    def logreg():
+        return derive.logistic_regression(100, level="matrix")
+
+    def tanh10():
+        return derive.mlp([64] * 11, activation="tanh", output="tanh", loss="mse")
+
+    out = []
+    for batch in (128, 1024):
+        for dtype in ("float32", "float64"):
+            out.append(dict(name=f"MLP 784-512-10 relu+softmax-CE, m={batch}, {dtype}",
+                            kind="mlp_relu_softmax_ce", build=mlp784, batch=batch,
+                            dtype=dtype, target=1.05))  # fmt: skip
+    for dtype in ("float64", "float32"):
+        out.append(dict(name=f"logistic regression d=100, m=1024, {dtype}", kind="logreg",
+                        build=logreg, batch=1024, dtype=dtype, target=2.0))  # fmt: skip
+    for dtype in ("float64", "float32"):
+        out.append(dict(name=f"10 tanh layers of 64 + MSE, m=256, {dtype}", kind="mlp_tanh_mse",
+                        build=tanh10, batch=256, dtype=dtype, target=1.20))  # fmt: skip
+    return out
+
+
+def _data(case, kernel, np):
+    rng = np.random.default_rng(1)
+    dtype = case["dtype"]
+    params = kernel.random_params(seed=2, dtype=dtype)
+    n_in = next(iter(params.values())).shape[0]
+    X = rng.standard_normal((case["batch"], n_in)).astype(dtype)
+    if case["kind"] == "logreg":
+        Y = (rng.random(case["batch"]) < 0.5).astype(dtype)
+    elif case["kind"] == "mlp_relu_softmax_ce":
+        Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, case["batch"])]
+    else:
+        Y = np.tanh(rng.standard_normal((case["batch"], 64))).astype(dtype)
+    return params, X, Y
+
+
+def _run_case(case, budget, np, jax, baselines, codegen) -> list[dict]:
+    import random
+
+    kind = case["kind"]
+    derivation = case["build"]().derive()
+    kernel = codegen(derivation)
+    jax_kernel = codegen(derivation, target="jax")
+    params, X, Y = _data(case, kernel, np)
+    jparams = {k: jax.device_put(v) for k, v in params.items()}
+    jX, jY = jax.device_put(X), jax.device_put(Y)
+    jax_fn = baselines.jax_value_and_grad(baselines.JAX[kind])
+    gen_jax = jax_kernel.module._loss_and_grads
+
+    variants = {
+        "floor": baselines.FLOORS[kind](params, X),
+        "generated": lambda: kernel.loss_and_grads(params, X, Y),
+        "numpy": lambda: baselines.NUMPY[kind](params, X, Y),
+        "jax": lambda: jax.block_until_ready(jax_fn(jparams, jX, jY)),
+        "gen-jax": lambda: jax.block_until_ready(gen_jax(jparams, jX, jY)),
+    }
+    _check_agreement(kernel, params, X, Y, jparams, jX, jY, jax_fn, gen_jax, baselines, kind, np)
+
+    for fn in variants.values():  # warm up: compile, fault in pages, fill caches
+        for _ in range(3):
+            fn()
+    one = {}
+    for name, fn in variants.items():
+        start = time.perf_counter()
+        fn()
+        one[name] = time.perf_counter() - start
+    inner = {name: max(1, int(2e-3 / max(t, 1e-7))) for name, t in one.items()}
+    per_round = sum(one[n] * inner[n] for n in variants)
+    rounds = max(15, min(400, int(budget / max(per_round, 1e-6))))
+
+    order = list(variants)
+    rng = random.Random(0)
+    times = {name: [] for name in variants}
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for name in order:
+            fn, n = variants[name], inner[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - start) / n)
+
+    floor = times["floor"]
+    rows = []
+    for name in variants:
+        ratios = sorted(t / f for t, f in zip(times[name], floor))
+        rows.append(dict(case=case["name"], variant=name, median=_median(times[name]),
+                         ratio=_median(ratios), rounds=rounds, target=case["target"]))  # fmt: skip
+    return rows
+
+
+def _check_agreement(kernel, params, X, Y, jparams, jX, jY, jax_fn, gen_jax, baselines, kind, np):
+    """Every variant computes the same loss and gradients (up to rounding of the dtype)."""
+    loss, grads = kernel.loss_and_grads(params, X, Y)
+    tol = 1e-4 if X.dtype == np.float32 else 1e-9
+    others = {
+        "numpy": baselines.NUMPY[kind](params, X, Y),
+        "jax": jax_fn(jparams, jX, jY),
+        "gen-jax": gen_jax(jparams, jX, jY),
+    }
+    for name, (other_loss, other_grads) in others.items():
+        scale = max(1.0, abs(loss))
+        assert abs(float(other_loss) - loss) <= tol * scale, (name, float(other_loss), loss)
+        for key, g in grads.items():
+            other = np.asarray(other_grads[key])
+            bound = tol * max(1.0, float(np.max(np.abs(g))))
+            assert other.shape == g.shape and np.max(np.abs(other - g)) <= bound, (name, key)
+
+
+def _median(values):
+    values = sorted(values)
+    k = len(values) // 2
+    return values[k] if len(values) % 2 else (values[k - 1] + values[k]) / 2
+
+
+def _print_table(rows) -> None:
+    by_case: dict[str, dict] = {}
+    for row in rows:
+        by_case.setdefault(row["case"], {})[row["variant"]] = row
+    header = f"{'case':<48} {'variant':<10} {'median':>10} {'x floor':>8} {'target':>7}"
+    print(header)
+    print("-" * len(header))
+    for case, variants in by_case.items():
+        for name, row in variants.items():
+            target = f"<={row['target']:.2f}" if name == "generated" else ""
+            print(f"{case:<48} {name:<10} {_fmt(row['median']):>10} {row['ratio']:>8.3f} "
+                  f"{target:>7}")  # fmt: skip
+        gen = variants["generated"]["ratio"]
+        verdict = "met" if gen <= variants["generated"]["target"] else "NOT met"
+        vs = ", ".join(
+            f"{gen / variants[n]['ratio']:.2f}x {n}" for n in ("numpy", "jax") if n in variants
+        )
+        rounds = variants["generated"]["rounds"]
+        print(f"{'':<48} generated: target {verdict}; {vs}; {rounds} rounds")
+        print()
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def _codegen_time(derive, codegen) -> None:
+    """Derivation, codegen and import of the 784-512-10 kernel: first call, then warm."""
+    print("codegen + import, MLP 784-512-10 (relu, softmax, cce), matrix level:")
+    for label in ("first", "again"):
+        start = time.perf_counter()
+        derivation = derive.mlp([784, 512, 10], activation="relu").derive()
+        derived = time.perf_counter()
+        kernel = codegen(derivation)
+        generated = time.perf_counter()
+        kernel.module  # noqa: B018  (loading the module is what is timed)
+        loaded = time.perf_counter()
+        print(f"  {label:<6} derive {derived - start:.3f} s, codegen {generated - derived:.3f} s, "
+              f"import {loaded - generated:.4f} s; codegen + import "
+              f"{loaded - derived:.3f} s (target < 1 s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
