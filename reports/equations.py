@@ -25,6 +25,8 @@ from .latex_printer import TextbookPrinter
 
 #: text width of the report in em of the body font (A4, 2.2 cm margins, 11 pt)
 TEXT_WIDTH_EM = 42.0
+#: estimates run up to ~20% short of TeX's widths (measured on our formulas): pad them
+WIDTH_SAFETY = 1.2
 #: what an equation number and the gap before it take, in em
 NUMBER_EM = 4.0
 
@@ -70,7 +72,7 @@ def tex_width(tex: str, scale: float = 1.0) -> float:
     """
     tokens = [t for t in _TOKEN.findall(tex) if not t.isspace()]
     width, _ = _measure(tokens, 0, scale)
-    return width
+    return width * WIDTH_SAFETY
 
 
 def _group(tokens: list[str], i: int, scale: float) -> tuple[float, int, str]:
@@ -168,7 +170,8 @@ def _environment(tokens: list[str], i: int, env: str, scale: float) -> tuple[flo
             row.append(tok)
     rows.append(row)
     widest = max((_measure(r, 0, scale)[0] + 1.0 for r in rows), default=0.0)
-    return widest + 1.2 * scale, i + 2  # the brace; skip "{env}" after \end
+    _, i, _ = _group(tokens, i, scale)  # the "{cases}" after \end
+    return widest + 1.2 * scale, i
 
 
 # ---------------------------------------------------------------------------- chunks and lines
@@ -183,14 +186,18 @@ class Chunk:
 
 
 def chunks_of(expr, printer: TextbookPrinter, budget: float) -> list[Chunk]:
-    """Cut a SymPy expression at its top level: terms of a sum, or a product around one sum."""
+    """Cut a SymPy expression at its top level: the terms of a sum; inside the one long sum
+    of a product; or else between the factors of a product."""
     if isinstance(expr, sp.Add) and not isinstance(expr, sp.MatrixExpr):
         return _terms(expr, printer)
     if isinstance(expr, sp.Mul) and tex_width(printer.doprint(expr)) > budget:
         sums = [f for f in expr.args if isinstance(f, sp.Add)]
-        if len(sums) == 1:
+        widest = max(sums, key=lambda f: tex_width(printer.doprint(f))) if sums else None
+        if widest is not None and tex_width(printer.doprint(widest)) > 0.6 * budget:
+            # break inside the one long sum, with the other factors in front of it
+            sums = [widest]
             coeff, rest = expr.as_coeff_Mul()
-            others = [f for f in sp.Mul.make_args(rest) if f is not sums[0]]
+            others = [f for f in sp.Mul.make_args(rest) if f is not widest]
             front = printer.doprint(sp.Mul(*others)) if others else ""
             sign = "- " if coeff < 0 else ""
             scale = printer.doprint(abs(coeff)) + " " if abs(coeff) != 1 else ""
@@ -269,7 +276,8 @@ def break_tex(chunks: list[Chunk], budget: float) -> list[str]:
 class Row:
     """``lhs = form_1 = form_2 = ...``, numbered once; each form may take several lines.
 
-    A form is either a SymPy expression (printed and broken by width) or a list of chunks.
+    A form is a SymPy expression (printed and broken by width), a pair (expression, printer)
+    to print it with another printer, a list of chunks, or a finished LaTeX string.
     ``relation`` joins the forms (``=``, or ``\\approx`` before a rounded number).
     """
 
@@ -295,6 +303,8 @@ def align(rows: list[Row], printer: TextbookPrinter, width: float = TEXT_WIDTH_E
                 broken = break_tex(form, budget)
             elif isinstance(form, str):
                 broken = [form]
+            elif isinstance(form, tuple):  # (expression, the printer to print it with)
+                broken = break_expr(form[0], form[1], budget)
             else:
                 broken = break_expr(form, printer, budget)
             if len(broken) == 1 and lines and tex_width(broken[0]) + 2.0 <= room:

@@ -116,18 +116,47 @@ class Checks:
         return all(row.ok(self.tolerance) for row in self.rows)
 
 
-def cost_function(model, module: str = "numpy") -> tuple[Callable, list[str]]:
-    """The cost of one example as a function of the leaves, in leaf order (scalar level)."""
-    leaves = [node for node in model.nodes if node.is_leaf]
-    fn = sp.lambdify([n.symbol for n in leaves], model.cost_expression(), modules=module)
-    return fn, [n.name for n in leaves]
+def _select(condlist, choicelist, default=0):
+    """``np.select`` for SymPy's printed Piecewise, whose conditions may themselves be
+    Piecewise results (floats holding 0/1) and whose constants would upcast float32."""
+    arrays = [c for c in choicelist if isinstance(c, np.ndarray | np.generic)]
+    conds = [np.asarray(c).astype(bool) for c in condlist]
+    out = np.select(conds, choicelist, default=default)
+    return out.astype(np.result_type(*arrays)) if arrays else out
+
+
+def cost_function(model, module: str = "numpy") -> Callable[[dict], object]:
+    """The cost of one example, ``f(leaves) -> cost``, computed node by node (scalar level).
+
+    Each node's own expression is turned into code (SymPy ``lambdify``) and the graph is run
+    forward, as a network runs; writing the cost out in the leaves instead would multiply
+    out every Piecewise (relu, elu, huber) into an expression too large to evaluate. With
+    NumPy, pass 0-d arrays (Piecewise conditions must be arrays).
+    """
+    modules = [{"select": _select}, "numpy"] if module == "numpy" else module
+    steps = []
+    for node in model.nodes:
+        if node.is_leaf:
+            continue
+        parents = list(dict.fromkeys(node.parents))
+        fn = sp.lambdify([p.symbol for p in parents], node.expr, modules=modules)
+        steps.append((node.name, fn, [p.name for p in parents]))
+    cost = model.cost.name
+
+    def run(leaves: dict):
+        env = dict(leaves)
+        for name, fn, args in steps:
+            env[name] = fn(*[env[a] for a in args])
+        return env[cost]
+
+    return run
 
 
 def _jax_gradients(model, instance: Instance) -> dict[str, float]:
     import jax
     import jax.numpy as jnp
 
-    fn, names = cost_function(model, "jax")
+    run = cost_function(model, "jax")
     params = [p.name for p in model.params]
     with jax.enable_x64(True):
         point = jnp.array([instance.leaves[name] for name in params], dtype=jnp.float64)
@@ -135,23 +164,23 @@ def _jax_gradients(model, instance: Instance) -> dict[str, float]:
         def cost(theta):
             env = dict(instance.leaves)
             env.update({name: theta[k] for k, name in enumerate(params)})
-            return fn(*[env[name] for name in names])
+            return run(env)
 
         grad = np.asarray(jax.grad(cost)(point), dtype=np.float64)
     return dict(zip(params, grad.tolist()))
 
 
 def _finite_differences(model, instance: Instance) -> dict[str, float]:
-    fn, names = cost_function(model)
+    run = cost_function(model)
     out = {}
     for p in model.params:
         x = instance.leaves[p.name]
         h = np.cbrt(np.finfo(np.float64).eps) * max(1.0, abs(x))
-        env = dict(instance.leaves)
-        env[p.name] = x + h
-        up = fn(*[env[n] for n in names])
-        env[p.name] = x - h
-        down = fn(*[env[n] for n in names])
+        env = {k: np.asarray(v) for k, v in instance.leaves.items()}  # 0-d: np.select wants arrays
+        env[p.name] = np.asarray(x + h)
+        up = run(env)
+        env[p.name] = np.asarray(x - h)
+        down = run(env)
         out[p.name] = float((up - down) / (2 * h))
     return out
 
@@ -240,7 +269,7 @@ def fd_error_curve(
     The exact value is the derivation's gradient evaluated by SymPy at 30 digits.
     """
     model = derivation.model
-    fn, names = cost_function(model)
+    run = cost_function(model)
     steps = np.logspace(-14, 0, 57) if steps is None else np.asarray(steps)
     exact = instance.adjoint(param)
     curves = {}
@@ -248,13 +277,13 @@ def fd_error_curve(
         kind = np.dtype(dtype).type
         errors = []
         for h in steps:
-            env = {k: kind(v) for k, v in instance.leaves.items()}
+            env = {k: np.asarray(v, dtype) for k, v in instance.leaves.items()}
             x = env[param]
             hh = kind(h)
-            env[param] = kind(x + hh)
-            up = kind(fn(*[env[n] for n in names]))
-            env[param] = kind(x - hh)
-            down = kind(fn(*[env[n] for n in names]))
+            env[param] = np.asarray(x + hh, dtype)
+            up = kind(run(env))
+            env[param] = np.asarray(x - hh, dtype)
+            down = kind(run(env))
             applied = float(x + hh) - float(x - hh)  # the step the rounding really took
             slope = (float(up) - float(down)) / applied if applied else np.nan
             errors.append(abs(slope - exact))

@@ -848,7 +848,7 @@ def worked_example_section(ctx: ReportContext) -> str:
     rows = [
         Row(
             ctx.symbol(derivation, node.name),
-            [node.expr, numbers.doprint(node.expr), format_number(values[node.name])],
+            [node.expr, (node.expr, numbers), format_number(values[node.name])],
             relations=["=", "=", "\\approx"],
         )
         for node in f_shown
@@ -858,7 +858,7 @@ def worked_example_section(ctx: ReportContext) -> str:
     back = [
         Row(
             ctx.symbol(derivation, "d" + step.node.name),
-            [step.value, numbers.doprint(step.value), format_number(values["d" + step.node.name])],
+            [step.value, (step.value, numbers), format_number(values["d" + step.node.name])],
             relations=["=", "=", "\\approx"],
         )
         for step in b_shown

@@ -272,3 +272,22 @@ def test_cost_mean_matches_batch_cost_of_matrix_level():
     matrix = derive.chain(1, level="matrix")
     assert str(sp.simplify(matrix.cost.expr)).count("total") == 1
     assert scalar.cost.role == matrix.cost.role == "loss"
+
+
+@pytest.mark.parametrize(
+    "spec, options",
+    [
+        ("mlp:3-4-2", {"activation": "elu", "output": "linear", "loss": "huber"}),
+        ("mlp:3-4-2", {"activation": "leaky_relu", "output": "linear", "loss": "mse"}),
+        ("mlp:3-4-3", {"activation": "sigmoid", "output": "linear", "loss": "cce_logits"}),
+        ("mlp:3-4-3", {"activation": "tanh", "output": "softmax", "loss": "sparse_cce"}),
+        ("mlp:2-2-1", {"activation": "step"}),
+        ("J = 3*(a + b*c)", {}),
+    ],
+)
+def test_every_kind_of_model_gets_a_report_whose_gradients_check_out(spec, options, tmp_path):
+    from derive.spec import build
+
+    result, text = tex_of(build(spec, **options), tmp_path)
+    assert r"\section{Chain rule}" in text
+    assert "All routes agree." in text
