@@ -70,9 +70,11 @@ class ReportContext:
         """Equation label of a node's forward equation (``name``) or backward step (``d`` +)."""
         return f"eq:{derivation.model.level[0]}:{name}"
 
-    def equation_label(self, name: str) -> str | None:
-        """The label a kernel line about ``name`` (``Z1``, ``dW2``) refers to, if any."""
-        for derivation in (self.matrix, self.scalar):
+    def equation_label(self, name: str, level: str | None = None) -> str | None:
+        """The label a kernel line about ``name`` (``Z1``, ``dW2``) refers to, if any;
+        ``level`` is the level of the derivation the kernel was generated from."""
+        order = (self.scalar, self.matrix) if level == "scalar" else (self.matrix, self.scalar)
+        for derivation in order:
             if derivation is None:
                 continue
             base = name[1:] if name.startswith("d") else name

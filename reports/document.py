@@ -176,7 +176,7 @@ def _fill(ctx: ReportContext, build: Path, say) -> None:
 def _try_codegen(ctx: ReportContext, say):
     """The generated kernel, when ``numeric.codegen`` is there; None otherwise."""
     try:
-        from numeric import codegen  # type: ignore[attr-defined]
+        from numeric.codegen import codegen
     except ImportError:
         return None
     # the level the CLI's codegen uses: scalar for chains, matrix for the rest

@@ -103,6 +103,23 @@ def make_figures(ctx: ReportContext, out_dir: Path, fmt: str = "pdf", say=None) 
         label = ctx.symbol(ctx.scalar, param)
         figures["vcurve"] = plot_v_curve(curves, out_dir / f"vcurve.{fmt}", label, ctx.dtype)
         figures["vcurve_param"] = label
+    elif (
+        ctx.kernel is not None and hasattr(ctx.kernel, "loss_and_grads") and ctx.matrix is not None
+    ):
+        say("measuring finite-difference errors with the kernel (the V curve)")
+        from .numbers import kernel_error_curve
+        from .plots import plot_v_curve
+
+        try:
+            curves, array, index = kernel_error_curve(ctx.kernel, ctx.matrix.model, ctx.seed)
+        except Exception as err:  # a kernel that cannot run still leaves a useful report
+            ctx.notes.append(f"The kernel could not be run for the V curve ({err}).")
+        else:
+            entry = ",".join(str(k + 1) for k in index)
+            label = f"{ctx.symbol(ctx.matrix, array)}_{{{entry}}}"
+            figures["vcurve"] = plot_v_curve(curves, out_dir / f"vcurve.{fmt}", label, ctx.dtype)
+            figures["vcurve_param"] = label
+            figures["vcurve_batch"] = True
     ctx.figures.update(figures)
     return figures
 

@@ -289,3 +289,56 @@ def fd_error_curve(
             errors.append(abs(slope - exact))
         curves[dtype] = (steps, np.array(errors))
     return curves
+
+
+def random_batch(model, batch: int = 4, seed: int = 0):
+    """Inputs and targets for a batch in the kernels' contract, targets as the loss expects."""
+    rng = np.random.default_rng(seed)
+    n_in, n_out = model.sizes[0], model.sizes[-1]
+    X = rng.uniform(-1, 1, (batch, n_in))
+    kind = registry.loss(model.loss).targets if model.loss else "real"
+    if kind == "labels":
+        return X, rng.integers(n_out, size=batch)
+    if kind == "one_hot":
+        Y = np.eye(n_out)[rng.integers(n_out, size=batch)]
+    elif kind == "binary":
+        Y = rng.integers(2, size=(batch, n_out)).astype(float)
+    else:
+        Y = rng.uniform(0, 1, (batch, n_out))
+    return X, (Y[:, 0] if model.kind == "logreg" else Y)
+
+
+def kernel_error_curve(
+    kernel, model, seed: int = 0, dtypes=("float64", "float32"), steps=None
+) -> tuple[dict, str, tuple]:
+    """The V curve from a generated kernel (for networks too large for the scalar level).
+
+    One entry of the first weight array, the one with the largest gradient on a random
+    batch; the reference is the kernel's own float64 gradient.
+    """
+    steps = np.logspace(-14, 0, 57) if steps is None else np.asarray(steps)
+    params = kernel.random_params(seed, "float64")
+    X, Y = random_batch(model, seed=seed)
+    _, grads = kernel.loss_and_grads(params, X, Y)
+    array = next(iter(params))
+    index = tuple(
+        int(k) for k in np.unravel_index(np.argmax(np.abs(grads[array])), grads[array].shape)
+    )
+    exact = float(np.asarray(grads[array])[index])
+    curves = {}
+    for dtype in dtypes:
+        p = {k: np.array(v, dtype=dtype) for k, v in params.items()}
+        Xd = X.astype(dtype)
+        x = p[array][index]
+        errors = []
+        for h in steps:
+            up_x, down_x = (x + np.asarray(h, dtype)), (x - np.asarray(h, dtype))
+            p[array][index] = up_x
+            up = float(kernel.loss(p, Xd, Y))
+            p[array][index] = down_x
+            down = float(kernel.loss(p, Xd, Y))
+            p[array][index] = x
+            applied = float(up_x) - float(down_x)
+            errors.append(abs((up - down) / applied - exact) if applied else np.nan)
+        curves[dtype] = (steps, np.array(errors))
+    return curves, array, index

@@ -992,13 +992,16 @@ def listing_section(ctx: ReportContext) -> str:
         )
     lines = kernel.source.rstrip("\n").split("\n")
     tie = _line_names(kernel)
+    derivation = getattr(kernel, "derivation", None)
+    level = derivation.model.level if derivation is not None else None
     out = []
     for number, line in enumerate(lines, start=1):
         name = tie.get(number)
-        label = ctx.equation_label(name) if name else None
-        safe = line.replace("\t", "    ")
+        label = ctx.equation_label(name, level) if name else None
+        safe = _ascii_listing(line.replace("\t", "    "))
         if label:
-            out.append(f"{safe}  (*@\\hfill\\eqref{{{label}}}@*)")
+            hash_ = "" if "#" in safe else "  #"
+            out.append(f"{safe}{hash_}  (*@\\hfill\\eqref{{{label}}}@*)")
         else:
             out.append(safe)
     body = "\n".join(out)
@@ -1011,13 +1014,61 @@ def listing_section(ctx: ReportContext) -> str:
     )
 
 
+_LISTING_SYMBOLS = {
+    "ᵀ": r"$^{\top}$",
+    "²": "$^2$",
+    "³": "$^3$",
+    "⊙": r"$\odot$",
+    "·": r"$\cdot$",
+    "×": r"$\times$",
+    "→": r"$\to$",
+    "≈": r"$\approx$",
+    "−": "-",
+    "σ": r"$\sigma$",
+    "Σ": r"$\Sigma$",
+    "∂": r"$\partial$",
+    "ε": r"$\varepsilon$",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+    "—": "--",
+    "–": "-",
+}
+
+
+def _ascii_listing(line: str) -> str:
+    """A source line pdflatex's listings can set: other characters as escaped LaTeX."""
+    out = []
+    for ch in line:
+        if ord(ch) < 128:
+            out.append(ch)
+        else:
+            out.append(f"(*@{_LISTING_SYMBOLS.get(ch, '?')}@*)")
+    return "".join(out)
+
+
+#: kinds of kernel lines that implement an equation of the report
+_EQUATION_KINDS = {"forward", "loss", "cost", "adjoint", "gradient"}
+
+
 def _line_names(kernel) -> dict[int, str]:
-    """Line number (1-based) -> node or step name, from whatever the kernel offers."""
-    for attr in ("line_names", "lines", "line_map", "equations"):
-        mapping = getattr(kernel, attr, None)
-        if isinstance(mapping, dict):
-            return {int(k): str(v) for k, v in mapping.items() if v}
-    return {}
+    """Line number (1-based) -> node or step name, from the kernel's line table.
+
+    ``numeric.codegen`` gives ``kernel.lines``, a list of ``(line, node, kind, function)``;
+    a plain mapping ``{line: name}`` is taken too.
+    """
+    lines = getattr(kernel, "lines", None)
+    if isinstance(lines, dict):
+        return {int(k): str(v) for k, v in lines.items() if v}
+    out = {}
+    for entry in lines or ():
+        kind = getattr(entry, "kind", "forward")
+        if kind not in _EQUATION_KINDS:
+            continue
+        name = str(entry.node)
+        if kind in ("adjoint", "gradient") and not name.startswith("d"):
+            name = "d" + name  # a backward line names the node whose adjoint it computes
+        out[int(entry.line)] = name
+    return out
 
 
 # ---------------------------------------------------------------------------- 11. plots
@@ -1044,8 +1095,13 @@ def plots_section(ctx: ReportContext) -> str:
             f"\\includegraphics[width=0.72\\textwidth]{{{ctx.figures['vcurve'].name}}}\n"
             "\\caption{Error of the central difference "
             "$\\bigl(f(\\theta+h) - f(\\theta-h)\\bigr)/2h$ "
-            f"against the exact derivative, for the parameter ${param}$ at the worked example. "
-            "For large $h$ the truncation error falls like $h^2$; for small $h$ rounding "
+            f"against the exact derivative, for the parameter ${param}$ "
+            + (
+                "on a random batch of 4 examples (exact: the kernel's float64 gradient). "
+                if ctx.figures.get("vcurve_batch")
+                else "at the worked example. "
+            )
+            + "For large $h$ the truncation error falls like $h^2$; for small $h$ rounding "
             "error grows like $\\varepsilon/h$. The best step sits near $\\varepsilon^{1/3}$ "
             "(dotted), far larger in \\texttt{float32} than in \\texttt{float64}.}"
             "\\label{fig:vcurve}\n\\end{figure}"

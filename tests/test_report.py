@@ -155,9 +155,10 @@ def test_verification_catches_a_wrong_kernel():
 
 def test_listing_ties_each_kernel_line_to_its_equation():
     ctx = build_context(derive.mlp([2, 3, 1], activation="tanh"))
+    line = SimpleNamespace
     kernel = SimpleNamespace(
         source="def loss_and_grads(params, X, Y):\n    Z1 = X @ W1 + b1\n    dW1 = X.T @ dZ1\n",
-        line_names={2: "Z1", 3: "dW1"},
+        lines=[line(line=2, node="Z1", kind="forward"), line(line=3, node="dW1", kind="gradient")],
     )
     ctx.kernel = kernel
     text = listing_section(ctx)
@@ -291,3 +292,11 @@ def test_every_kind_of_model_gets_a_report_whose_gradients_check_out(spec, optio
     result, text = tex_of(build(spec, **options), tmp_path)
     assert r"\section{Chain rule}" in text
     assert "All routes agree." in text
+
+
+def test_generated_kernel_is_listed_and_checked_when_codegen_is_there(tmp_path):
+    pytest.importorskip("numeric.codegen")
+    result, text = tex_of(default_model(level="matrix"), tmp_path)
+    assert r"\begin{lstlisting}" in text and r"\eqref{eq:m:dZ2}" in text
+    verification = text[text.index(r"\section{Verification}") :]
+    assert "kernel" in verification[:3000] and "All routes agree." in verification
