@@ -15,7 +15,7 @@ from __future__ import annotations
 import derive
 
 from . import notation as notation_mod
-from .latex_printer import TextbookPrinter, activation_function
+from .latex_printer import TextbookPrinter, activation_function, named_factor
 from .notation import family, matrix_names, symbol_table
 from .sections import _elementwise_activation, representatives
 
@@ -93,6 +93,41 @@ def derivation_markdown(derivation, notation=None) -> str:
         f"**{_title(model)}**\n\n*Forward pass*\n\n$${forward}$$\n\n"
         f"*Backward pass* (reverse-mode chain rule, from the cost back)\n\n$${backward}$$"
     )
+
+
+def gradient_chain_latex(derivation, param: str, notation=None) -> str:
+    """One parameter's gradient as the chain rule writes it: named factors, then the local
+    derivatives (``σ'(z)``), then the closed form in forward values.
+
+    >>> from derive import chain
+    >>> text = gradient_chain_latex(chain(2).derive(), "w2", "3b1b")
+    >>> r"a^{(1)} \\sigma'(z^{(2)}) 2 (a^{(2)} - y)" in text
+    True
+    """
+    from .context import ReportContext
+    from .sections import _unroll
+
+    model = derivation.model
+    ctx = ReportContext(model, notation_mod.get(notation, model), scalar=derivation, matrix=None)
+    printer = ctx.printer(derivation)
+    named, local = _unroll(ctx, derivation, model.node(param))
+    lhs = printer.doprint(named_factor(model.cost.symbol, model.node(param).symbol))
+    closed = printer.doprint(derivation.gradient(param, closed=True))
+    forms = [" ".join(f"{c.joiner} {c.tex}".strip() for c in chunks) for chunks in (named, local)]
+    lines = [(lhs, forms[0]), ("", forms[1]), ("", closed)]
+    return "$$" + _aligned(lines) + "$$"
+
+
+class gradient_chain:  # noqa: N801
+    """Display one parameter's chain rule: ``gradient_chain(d, "w3", "3b1b")``."""
+
+    def __init__(self, derivation, param: str, notation: str | None = None):
+        self.args = (derivation, param, notation)
+
+    def _repr_latex_(self) -> str:
+        return gradient_chain_latex(*self.args)
+
+    _repr_markdown_ = _repr_latex_
 
 
 class show:  # noqa: N801  (reads like a function in a notebook cell)

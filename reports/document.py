@@ -201,8 +201,12 @@ def _check_output_dir(out: Path) -> None:
             "choose a new or empty directory"
         )
     parent = out.resolve().parent
-    if not parent.exists():
-        raise BackpropInputError(f"cannot write to {str(out)!r}: {str(parent)!r} does not exist")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)  # like mkdir -p
+    except OSError as err:
+        raise BackpropInputError(
+            f"cannot write to {str(out)!r}: {err.strerror or err} ({str(parent)!r})"
+        ) from err
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BackpropInputError(f"cannot write to {str(out)!r}: {str(parent)!r} is not writable")
 
