@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue as queue_module
 import statistics
+import sys
+import threading
 import time
 
 import sympy as sp
@@ -41,6 +44,15 @@ def ours(build) -> tuple[float, int]:
 
 
 def _sympy_diff_worker(build, queue) -> None:
+    # deep nested costs need a deep stack: run in a thread with room for SymPy's recursion
+    sys.setrecursionlimit(200_000)
+    threading.stack_size(1 << 29)
+    thread = threading.Thread(target=_diff_all, args=(build, queue))
+    thread.start()
+    thread.join()
+
+
+def _diff_all(build, queue) -> None:
     model = build()
     cost = model.cost_expression()
     start = time.perf_counter()
@@ -53,12 +65,13 @@ def sympy_diff(build, cap: float) -> tuple[float | None, int | None]:
     queue = mp.Queue()
     proc = mp.Process(target=_sympy_diff_worker, args=(build, queue))
     proc.start()
-    proc.join(cap)
-    if proc.is_alive():
+    try:
+        return queue.get(timeout=cap)
+    except queue_module.Empty:
+        return None, None
+    finally:
         proc.terminate()
         proc.join()
-        return None, None
-    return queue.get()
 
 
 def _chain(depth):
