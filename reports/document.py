@@ -207,8 +207,12 @@ def _check_output_dir(out: Path) -> None:
         raise BackpropInputError(
             f"cannot write to {str(out)!r}: {err.strerror or err} ({str(parent)!r})"
         ) from err
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise BackpropInputError(f"cannot write to {str(out)!r}: {str(parent)!r} is not writable")
+    try:  # a real probe: os.access says yes to root even where nothing can be written
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=parent))
+    except OSError as err:
+        raise BackpropInputError(
+            f"cannot write to {str(out)!r}: {err.strerror or err} ({str(parent)!r})"
+        ) from err
 
 
 def _fresh_dir(out: Path) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import sympy as sp
 
 from .context import ReportContext
-from .graph_figure import MAX_NODES_WITH_EDGE_LABELS, MAX_NODES_WITH_PARAMS, NodeText, draw_graph
+from .graph_figure import MAX_NODES_WITH_EDGE_LABELS, NodeText, draw_graph, should_hide_params
 from .latex_printer import format_number
 from .notation import family
 from .numbers import fd_error_curve
@@ -62,7 +62,7 @@ def make_figures(ctx: ReportContext, out_dir: Path, fmt: str = "pdf", say=None) 
     figures: dict = {}
     main = ctx.main
     say("drawing the computational graph")
-    hide = main.model.level == "scalar" and len(main.model.nodes) > MAX_NODES_WITH_PARAMS
+    hide = should_hide_params(main.model)
     shown = len(main.model.nodes) - (len(main.model.params) if hide else 0)
     labels = edge_labels(ctx, main) if main.model.level == "scalar" else None
     figures["graph"] = draw_graph(

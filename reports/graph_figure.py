@@ -125,7 +125,7 @@ def layout(model, hidden: set, column_gap: float = 1.6) -> dict:
             continue
         top = uy + (len(leaves) - 1) * gap / 2
         for k, leaf in enumerate(leaves):
-            pos[leaf] = (ux - column_gap * 0.4, top - k * gap)
+            pos[leaf] = (ux - 0.75, top - k * gap)
     for user, leaves in targets.items():  # a row under the loss, below what is there
         ux, uy = pos.get(user, (0.0, 0.0))
         left = ux - column_gap * 0.45 - (len(leaves) - 1) * 0.55
@@ -134,6 +134,26 @@ def layout(model, hidden: set, column_gap: float = 1.6) -> dict:
         for k, leaf in enumerate(reversed(leaves)):
             pos[leaf] = (ux - column_gap * 0.45 - k * 0.55, row_y)
     return pos
+
+
+def should_hide_params(model) -> bool:
+    """Leave the weights out of a scalar picture when they would crowd it: a big graph, or
+    layers of several units each fed by several parameters (an MLP drawn neuron by neuron,
+    whose weights the layer-level graph shows instead)."""
+    if model.level != "scalar":
+        return False
+    if len(model.nodes) > MAX_NODES_WITH_PARAMS:
+        return True
+    rank = _ranks(model.nodes, set())
+    width: dict = {}
+    for node in model.nodes:
+        if node in rank:
+            width[rank[node]] = width.get(rank[node], 0) + 1
+    return any(
+        width[rank[node]] > 1 and sum(p.role == "param" for p in node.parents) > 2
+        for node in model.nodes
+        if node in rank and not node.is_leaf
+    )
 
 
 # ---------------------------------------------------------------------------- drawing
@@ -154,12 +174,13 @@ def draw_graph(
     ``(child, parent)`` names to the local derivative on that edge (LaTeX).
     """
     if hide_params is None:
-        hide_params = model.level == "scalar" and len(model.nodes) > MAX_NODES_WITH_PARAMS
+        hide_params = should_hide_params(model)
     hidden = set(model.params) if hide_params else set()
     shown = [n for n in model.nodes if n not in hidden]
     labels = edge_labels if edge_labels and len(shown) <= MAX_NODES_WITH_EDGE_LABELS else None
     clusters = any(len([p for p in n.parents if p.role == "param"]) > 2 for n in shown)
-    pos = layout(model, hidden, column_gap=2.0 if labels or (clusters and not hidden) else 1.6)
+    gap = 2.6 if clusters and not hidden else 2.0 if labels else 1.6
+    pos = layout(model, hidden, column_gap=gap)
     drawn = [n for n in model.nodes if n in pos]
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]

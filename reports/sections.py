@@ -434,7 +434,8 @@ def graph_section(ctx: ReportContext) -> str:
             )
         if hidden:
             caption += (
-                " The weights and biases are left out of the picture: each enters its $z$ node."
+                " The weights and biases are left out of the picture: each enters its $z$ "
+                "node (the layer-level graph of Section~\\ref{sec:matrix} shows them)."
             )
         forks = [s for s in derivation.steps if s.is_fork]
         if forks:
