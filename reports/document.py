@@ -168,6 +168,8 @@ def _fill(ctx: ReportContext, build: Path, say) -> None:
         if ctx.verification is None:
             say("checking the gradients (closed form, JAX, finite differences)")
             ctx.checks = verification_checks(ctx.scalar, ctx.instance, ctx.kernel)
+    if ctx.verification is None and ctx.kernel is not None:
+        ctx.verification = _try_verify(ctx, say)
     make_figures(ctx, build, say=say)
     say("writing report.tex")
     (build / "report.tex").write_text(render_tex(ctx), encoding="utf-8")
@@ -186,6 +188,23 @@ def _try_codegen(ctx: ReportContext, say):
         return codegen(derivation)
     except Exception as err:  # the listing is one section; a report without it still helps
         ctx.notes.append(f"The kernel generator failed on this model ({err}); no listing.")
+        return None
+
+
+def _try_verify(ctx: ReportContext, say):
+    """``numeric.verify`` of the kernel on a random batch, when numeric has it."""
+    try:
+        from numeric.verify import verify
+    except ImportError:
+        return None
+    derivation = getattr(ctx.kernel, "derivation", None)
+    if derivation is None:
+        return None
+    try:
+        say("verifying the kernel against JAX and finite differences")
+        return verify(derivation.model, ctx.dtype, batch=8, seed=ctx.seed, kernel=ctx.kernel)
+    except Exception as err:  # the report still has its own checks
+        ctx.notes.append(f"numeric.verify failed on this model ({err}).")
         return None
 
 

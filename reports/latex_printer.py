@@ -254,6 +254,8 @@ def format_number(value: float, digits: int = 4) -> str:
     value = float(value)
     if value == 0:
         return "0"
+    if value != value or value in (float("inf"), float("-inf")):
+        return {"nan": r"\text{n/a}", "inf": r"\infty", "-inf": r"-\infty"}[str(value)]
     if 1e-3 <= abs(value) < 1e4:
         text = f"{value:.{digits}g}"
         if "e" in text:  # .4g of 1234.5 is '1234' but of 12345 would be '1.234e+04'

@@ -106,7 +106,13 @@ def test_values_print_as_numbers_with_negatives_in_parentheses():
 
 @pytest.mark.parametrize(
     "value, text",
-    [(0.1107, "0.1107"), (-2.5, "-2.5"), (0, "0"), (3.2156e-5, r"3.216 \cdot 10^{-5}")],
+    [
+        (0.1107, "0.1107"),
+        (-2.5, "-2.5"),
+        (0, "0"),
+        (3.2156e-5, r"3.216 \cdot 10^{-5}"),
+        (float("nan"), r"\text{n/a}"),
+    ],
 )
 def test_numbers_are_written_as_a_person_would(value, text):
     assert format_number(value) == text
