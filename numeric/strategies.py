@@ -1,10 +1,12 @@
 """Hypothesis strategies for models, parameters and data; each usable alone, all composable.
 
 - :func:`model_specs` draws :class:`ModelSpec` values (``logreg:N``, ``chain:L``,
-  ``mlp:N0-...-NL`` with an activation, output and loss that fit together);
+  ``mlp:N0-...-NL`` with an activation, output and loss that fit together, as
+  ``derive.registry`` says); :func:`model_for` builds the :class:`derive.Model` of one;
 - :func:`arrays_for` draws a dict of finite arrays for given shapes (parameters, or anything);
-- :func:`data_for` draws a batch ``(X, Y)``; :func:`data_for_spec` picks the target kind
-  (one-hot, integer labels, probabilities, reals) and shapes a spec's loss needs.
+  :func:`params_for` draws the parameters of a spec or a built model;
+- :func:`data_for` draws a batch ``(X, Y)``; :func:`data_for_spec` and :func:`data_for_model`
+  pick the target kind (one-hot, integer labels, 0/1, reals) and shapes the loss needs.
 
 Example:
     >>> from hypothesis import given
@@ -23,32 +25,16 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
+from derive import registry
+from derive.errors import IncompatibleError
+
 KINDS = ("logreg", "chain", "mlp")
+#: Hidden activations drawn by default (the perceptron's step and sign are left out: their
+#: gradient is 0 almost everywhere, which makes dull examples).
 ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus")
 OUTPUTS = ("sigmoid", "softmax", "linear")
-LOSSES = (
-    "sse",
-    "half_sse",
-    "mse",
-    "bce",
-    "bce_logits",
-    "cce",
-    "cce_logits",
-    "sparse_cce",
-    "mae",
-    "huber",
-)
+LOSSES = tuple(registry.LOSSES)
 
-# Which output a loss needs (absent: any output) and which losses need >= 2 outputs. These
-# mirror derive.registry.check_head, restated so numeric does not import derive.
-LOSS_NEEDS_OUTPUT = {
-    "bce": "sigmoid",
-    "bce_logits": "linear",
-    "cce": "softmax",
-    "cce_logits": "linear",
-    "sparse_cce": "softmax",
-}
-MULTI_OUTPUT_LOSSES = frozenset({"cce", "cce_logits", "sparse_cce"})
 #: logistic regression is fixed to a sigmoid unit with binary cross-entropy.
 LOGREG_HEAD = ("sigmoid", "bce")
 
@@ -99,15 +85,16 @@ class ModelSpec:
 
 
 def fits(output: str, loss: str, n_out: int) -> bool:
-    """Whether ``loss`` can follow an ``output`` layer of ``n_out`` units.
+    """Whether ``loss`` can follow an ``output`` layer of ``n_out`` units (the registry's
+    ``check_head`` decides: the output a loss needs, how many units it needs).
 
     >>> fits("softmax", "cce", 3), fits("sigmoid", "cce", 3), fits("linear", "bce_logits", 1)
     (True, False, True)
     """
-    if LOSS_NEEDS_OUTPUT.get(loss, output) != output:
+    try:
+        registry.check_head(registry.activation(output), registry.loss(loss), n_out)
+    except IncompatibleError:
         return False
-    if output == "softmax" or loss in MULTI_OUTPUT_LOSSES:
-        return n_out >= 2
     return True
 
 
@@ -209,8 +196,32 @@ def arrays_for(shapes: dict[str, tuple[int, ...]], dtype=np.float64, elements=No
     )
 
 
-# params_for(spec) goes here: parameter shapes of a ModelSpec come from derive (the builders
-# know them); it will be ``arrays_for(shapes_of(spec), dtype, elements)``.
+def model_for(spec: ModelSpec, level: str | None = None):
+    """The :class:`derive.Model` a spec names, laid out as the kernels take it (the matrix
+    level for ``mlp`` and ``logreg`` unless ``level`` says otherwise).
+
+    >>> model_for(ModelSpec("mlp", (4, 3, 2), "tanh", "softmax", "cce")).param_shapes()
+    {'W1': (4, 3), 'b1': (3,), 'W2': (3, 2), 'b2': (2,)}
+    """
+    from derive.spec import build
+
+    if spec.kind == "logreg":
+        return build(spec.spec, level=level, for_kernels=True)
+    return build(spec.spec, spec.activation, spec.output, spec.loss, level, for_kernels=True)
+
+
+def params_for(spec_or_model, dtype=np.float64, elements=None):
+    """Parameters of a :class:`ModelSpec` or a built model: ``arrays_for`` of its shapes.
+
+    >>> from hypothesis import given
+    >>> @given(params_for(ModelSpec("logreg", (3, 1), None, "sigmoid", "bce")))
+    ... def test(p):
+    ...     assert p["w"].shape == (3,) and p["b"].shape == ()
+    >>> test()
+    """
+    model = model_for(spec_or_model) if isinstance(spec_or_model, ModelSpec) else spec_or_model
+    return arrays_for(model.param_shapes(), dtype=dtype, elements=elements)
+
 
 TARGETS = ("real", "unit", "binary", "onehot", "labels")
 
@@ -266,19 +277,17 @@ def data_for(
     return X, Y
 
 
+#: The registry's word for what a row of Y holds -> the ``targets`` of :func:`data_for`.
+_TARGETS_OF = {"real": "real", "binary": "binary", "one_hot": "onehot", "labels": "labels"}
+
+
 def targets_for(spec: ModelSpec) -> str:
-    """The kind of targets a spec's loss takes.
+    """The kind of targets a spec's loss takes (as ``derive.registry`` defines the loss).
 
     >>> targets_for(ModelSpec("mlp", (2, 3), None, "softmax", "sparse_cce"))
     'labels'
     """
-    if spec.loss == "sparse_cce":
-        return "labels"
-    if spec.loss in ("cce", "cce_logits"):
-        return "onehot"
-    if spec.loss in ("bce", "bce_logits"):
-        return "binary"
-    return "real"
+    return _TARGETS_OF[registry.loss(spec.loss).targets]
 
 
 def data_for_spec(spec: ModelSpec, m=None, dtype=np.float64):
@@ -298,3 +307,36 @@ def data_for_spec(spec: ModelSpec, m=None, dtype=np.float64):
         dtype=dtype,
         y_vector=spec.kind == "logreg",
     )
+
+
+def data_for_model(model, m=None, dtype=np.float64, x_elements=None):
+    """A batch ``(X, Y)`` for a built model (any kind, expressions too: ``X`` holds their
+    inputs as columns and ``Y`` is ``(m, 0)``), shaped as :func:`numeric.verify.data_shapes`
+    says and with the targets its loss takes.
+
+    >>> from hypothesis import given
+    >>> import derive
+    >>> model = derive.from_expr("J = (w*x + b - y)**2", inputs=["x", "y"])
+    >>> @given(data_for_model(model, m=3))
+    ... def test(xy):
+    ...     assert xy[0].shape == (3, 2) and xy[1].shape == (3, 0)
+    >>> test()
+    """
+    from numeric.verify import data_shapes, target_kind
+
+    def draw(m_: int):
+        shapes = data_shapes(model, m_)
+        (_, n_in), kind = shapes["X"], target_kind(model)
+        n_out = shapes["Y"][1] if len(shapes["Y"]) == 2 else 1
+        if kind == "labels":
+            from numeric.jax_route import n_outputs
+
+            n_out = n_outputs(model)
+        targets = "real" if kind == "none" else _TARGETS_OF[kind]
+        vector = len(shapes["Y"]) == 1 and kind != "labels"
+        return data_for(n_in, n_out, m_, targets, dtype, vector, x_elements)
+
+    sizes = (
+        st.integers(1, 8) if m is None else m if isinstance(m, st.SearchStrategy) else st.just(m)
+    )
+    return sizes.flatmap(draw)
