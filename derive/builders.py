@@ -229,47 +229,60 @@ def _scalar_graph(net: Network):
 # ---------------------------------------------------------------------------- matrix level
 
 
+def _matrix_names(net: Network, layer: int, dims: list) -> dict:
+    """Names and NumPy shapes per DESIGN.md: logistic regression has ``w (n,)``, ``b`` scalar;
+    a chain has scalar ``w1, b1``; an MLP has ``W1 (n0, n1)`` and ``b1 (n1,)``."""
+    if net.kind == "logreg":
+        return dict(w="w", b="b", tag="", w_shape=(dims[0],), b_shape=(), row_shape=(m,))
+    if net.kind == "chain":
+        return dict(
+            w=f"w{layer}", b=f"b{layer}", tag=str(layer), w_shape=(), b_shape=(), row_shape=None
+        )
+    return dict(
+        w=f"W{layer}",
+        b=f"b{layer}",
+        tag=str(layer),
+        w_shape=None,
+        b_shape=(dims[layer],),
+        row_shape=None,
+    )
+
+
 def _matrix_graph(net: Network):
     """``Z_l = A_{l-1} W_l + 1 b_l``, ``A_l = g(Z_l)``, ``J = mean of the row losses``."""
     dims = [sp.Symbol(f"n{k}", integer=True, positive=True) for k in range(len(net.sizes))]
-    logreg = net.kind == "logreg"
-    nodes: list[Node] = []
     prev = Node("X", "input", shape=(m, dims[0]))
-    nodes.append(prev)
-    depth = len(net.sizes) - 1
+    nodes: list[Node] = [prev]
     for layer, act in enumerate(net.activations, start=1):
-        tag = "" if logreg else str(layer)
+        names = _matrix_names(net, layer, dims)
+        rows = names["row_shape"]
         w = Node(
-            "w" if logreg else f"W{layer}",
-            "param",
-            shape=(dims[layer - 1], dims[layer]),
-            array_shape=(dims[0],) if logreg else None,
+            names["w"], "param", shape=(dims[layer - 1], dims[layer]), array_shape=names["w_shape"]
         )
-        b = Node(
-            f"b{tag}", "param", shape=(1, dims[layer]), array_shape=() if logreg else (dims[layer],)
-        )
+        b = Node(names["b"], "param", shape=(1, dims[layer]), array_shape=names["b_shape"])
         z = Node(
-            f"Z{tag}",
+            f"Z{names['tag']}",
             "hidden",
             op=DenseOp(),
             parents=(prev, w, b),
             expr=prev.matrix * w.matrix + OneMatrix(m, 1) * b.matrix,
             shape=(m, dims[layer]),
-            array_shape=(m,) if logreg else None,
+            array_shape=rows,
         )
         op = RowActivationOp(act, dims[layer])
-        role = "output" if layer == depth else "hidden"
+        role = "output" if layer == len(net.activations) else "hidden"
         prev = Node(
-            f"A{tag}",
+            f"A{names['tag']}",
             role,
             op=op,
             parents=(z,),
             expr=op.definition(z.symbol),
             shape=(m, dims[layer]),
-            array_shape=(m,) if logreg else None,
+            array_shape=rows,
         )
         nodes += [w, b, z, prev]
-    target = Node("Y", "target", shape=(m, dims[-1]), array_shape=(m,) if logreg else None)
+    rows = _matrix_names(net, 1, dims)["row_shape"]
+    target = Node("Y", "target", shape=(m, dims[-1]), array_shape=rows)
     op = CostOp(net.loss, sp.Integer(net.sizes[-1]))
     cost = Node(
         "J", "loss", op=op, parents=(prev, target), expr=op.definition(prev.symbol, target.symbol)

@@ -72,12 +72,20 @@ def use_sum_to_one(expr: sp.Expr) -> sp.Expr:
 
 
 def absorb_sign(expr: sp.Expr) -> sp.Expr:
-    """Write ``-a(a - 1)`` as ``a(1 - a)``: a leading minus goes into a sum factor."""
+    """Write ``-a(a - 1)`` as ``a(1 - a)`` and ``(y - a)/(a(a - 1))`` as ``(a - y)/(a(1 - a))``:
+    a leading minus goes into a sum factor, of the denominator if need be."""
     if isinstance(expr, sp.Mul) and expr.could_extract_minus_sign():
         coeff, factors = expr.as_coeff_mul()
         for k, f in enumerate(factors):
             if isinstance(f, sp.Add):
                 return sp.Mul(-coeff, *factors[:k], -f, *factors[k + 1 :])
+    num, den = sp.fraction(expr)
+    if den != 1 and num.could_extract_minus_sign():
+        factors = list(sp.Mul.make_args(den))
+        for k, f in enumerate(factors):
+            if isinstance(f, sp.Add):
+                factors[k] = -f
+                return -num / sp.Mul(*factors)
     return expr
 
 
@@ -88,7 +96,7 @@ def _is_closed_in_output(expr: sp.Expr) -> bool:
 
 def simplest(expr: sp.Expr) -> sp.Expr:
     """The shortest of a few equivalent forms (ties keep the earlier, more textbook-like one)."""
-    forms = [expr]
+    forms = [absorb_sign(expr)]
     for rewrite in (
         lambda e: absorb_sign(sp.factor(e)),
         lambda e: sp.factor_terms(sp.expand(e)),

@@ -1,6 +1,7 @@
 """The ``backprop`` command: derive, codegen, check, report.
 
-Exit codes: 0 ok, 1 a verification mismatch, 2 bad input (one line on stderr, no traceback).
+Exit codes: 0 ok; 1 a verification mismatch (or a PDF that failed to compile); 2 bad input
+(one line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from derive import ACTIVATIONS, LOSSES, BackpropInputError
 from derive.spec import FORMS, build
+
+from .tex import LatexError
 
 OK, MISMATCH, BAD_INPUT = 0, 1, 2
 
@@ -108,9 +111,12 @@ def cmd_check(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .document import DEFAULT_SPEC, write_report
+    from .document import DEFAULT_OPTIONS, DEFAULT_SPEC, write_report
 
-    args.spec = args.spec or DEFAULT_SPEC
+    if args.spec is None:  # the built-in default: Ng's two-layer planar classifier
+        args.spec = DEFAULT_SPEC
+        for option, value in DEFAULT_OPTIONS.items():
+            setattr(args, option, getattr(args, option) or value)
     result = write_report(
         _model(args),
         Path(args.out),
@@ -145,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     except BackpropInputError as err:
         print(f"backprop: error: {err}", file=sys.stderr)
         return BAD_INPUT
+    except LatexError as err:  # pdflatex failed: the earlier report is kept
+        print(f"backprop: error: {err}".splitlines()[0], file=sys.stderr)
+        return MISMATCH
     except OSError as err:  # unwritable output and the like: the user's to fix
         print(
             f"backprop: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
