@@ -106,7 +106,7 @@ def simplest(expr: sp.Expr) -> sp.Expr:
             forms.append(rewrite(expr))
         except (sp.PolynomialError, NotImplementedError):
             pass
-    return min(forms, key=sp.count_ops)
+    return absorb_sign(min(forms, key=sp.count_ops))
 
 
 def _branch_in_output(f: sp.Expr, df: sp.Expr) -> sp.Expr:
