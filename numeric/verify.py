@@ -451,8 +451,8 @@ def verify(
             f"the {dtype} kernel is judged against float64 references: JAX, and finite "
             "differences of the kernel's loss at float64 copies of the same values"
         )
-    order = list(shapes)
-    mismatches.sort(key=lambda m: (order.index(m.param) if m.param else -1, ROUTES.index(m.route)))
+    order = {name: k for k, name in enumerate(shapes)}
+    mismatches.sort(key=lambda m: (order.get(m.param, len(order)), ROUTES.index(m.route)))
     return Verification(
         model=model.spec,
         about=_about(model),

@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+import derive
+import derive.registry
 from numeric import strategies as S
+from numeric.verify import data_shapes
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -104,3 +107,71 @@ def test_specs_and_data_compose(spec_xy):
         assert Y.shape == (3,)
     else:
         assert Y.shape == (3, spec.n_out)
+
+
+# ---------------------------------------------------------------------------- built models
+
+BUILD = settings(max_examples=25, deadline=None)
+
+
+@BUILD
+@given(S.model_specs())
+def test_every_drawn_spec_builds(spec):
+    model = S.model_for(spec)
+    assert model.spec == spec.spec and model.loss == spec.loss
+    assert model.output == spec.output
+
+
+@SETTINGS
+@given(st.sampled_from(S.OUTPUTS), st.sampled_from(sorted(derive.LOSSES)), st.integers(1, 3))
+def test_fits_is_what_the_builders_accept(output, loss, n_out):
+    try:
+        derive.mlp([2, n_out], output=output, loss=loss)
+    except derive.IncompatibleError:
+        assert not S.fits(output, loss, n_out)
+    else:
+        assert S.fits(output, loss, n_out)
+
+
+@BUILD
+@given(S.model_specs(max_width=3).flatmap(lambda s: st.tuples(st.just(s), S.params_for(s))))
+def test_params_have_the_shapes_the_model_declares(spec_params):
+    spec, params = spec_params
+    shapes = S.model_for(spec).param_shapes()
+    assert {k: v.shape for k, v in params.items()} == shapes
+    assert all(np.isfinite(v).all() for v in params.values())
+
+
+@BUILD
+@given(st.data())
+def test_data_for_a_model_fits_its_contract_and_its_loss(data):
+    spec = data.draw(S.model_specs(max_width=3))
+    model = S.model_for(spec)
+    X, Y = data.draw(S.data_for_model(model, m=4))
+    assert {"X": X.shape, "Y": Y.shape} == data_shapes(model, 4)
+    targets = derive.registry.loss(spec.loss).targets
+    if targets == "one_hot":
+        assert (Y.sum(axis=1) == 1).all()
+    if targets == "labels":
+        assert Y.dtype.kind == "i" and ((0 <= Y) & (Y < spec.n_out)).all()
+    if targets == "binary":
+        assert set(np.unique(Y)) <= {0.0, 1.0}
+
+
+def test_data_for_an_expression_puts_its_inputs_in_columns():
+    model = derive.from_expr("J = (w*x + b - y)**2", inputs=["x", "y"])
+
+    @settings(max_examples=5, deadline=None)
+    @given(S.data_for_model(model))
+    def check(xy):
+        X, Y = xy
+        assert X.shape[1] == 2 and Y.shape == (X.shape[0], 0)
+
+    check()
+
+
+def test_targets_follow_the_registry():
+    for name, loss in derive.LOSSES.items():
+        spec = S.ModelSpec("mlp", (2, 3), None, loss.output or "linear", name)
+        word = S.targets_for(spec)
+        assert word == {"one_hot": "onehot"}.get(loss.targets, loss.targets)

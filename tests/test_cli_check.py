@@ -1,0 +1,77 @@
+"""``backprop check``: the table on stdout, exit 0 when kernel, JAX and FD agree, 1 on a
+mismatch, 2 on bad input (one line on stderr)."""
+
+import importlib
+
+import pytest
+
+from reports.cli import main
+
+from .test_verify import with_gradient
+
+pytest.importorskip("jax")
+
+# the module, not the function numeric/__init__.py exports under the same name
+codegen_module = importlib.import_module("numeric.codegen")
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main(["check", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["logreg:3"],
+        ["chain:3"],
+        ["mlp:4-5-3", "--activation", "tanh", "--output", "softmax", "--loss", "cce"],
+        ["J = 3*(a + b*c)"],
+        ["mlp:3-4-2", "--activation", "relu", "--dtype", "float32", "--batch", "5"],
+    ],
+)
+def test_right_kernels_exit_0_with_a_row_per_parameter(capsys, args):
+    code, out, err = run(capsys, *args)
+    assert code == 0, out + err
+    assert out.startswith(f"backprop check {args[0]} (")
+    assert "JAX abs" in out and "FD rel" in out and "verdict" in out
+    assert out.rstrip().endswith("ok: kernel, JAX and FD agree")
+
+
+def test_the_options_reach_the_check(capsys):
+    _, out, _ = run(capsys, "logreg:2", "--dtype", "float32", "--batch", "3", "--seed", "7")
+    assert "float32, batch 3, seed 7" in out
+    _, other, _ = run(capsys, "logreg:2", "--dtype", "float32", "--batch", "3", "--seed", "8")
+    cost = [line for line in out.splitlines() if "cost J" in line]
+    assert cost != [line for line in other.splitlines() if "cost J" in line]
+
+
+@pytest.mark.parametrize("expr", ["2 * g", "-g", "g * m"])
+def test_a_wrong_kernel_exits_1_and_says_where(capsys, monkeypatch, expr):
+    right = codegen_module.codegen
+
+    def broken_codegen(derivation, target="numpy"):
+        return with_gradient(right(derivation, target), "W2", expr)
+
+    monkeypatch.setattr(codegen_module, "codegen", broken_codegen)
+    code, out, err = run(capsys, "mlp:4-3-2", "--activation", "tanh")
+    assert code == 1, out + err
+    w2 = next(line for line in out.splitlines() if line.startswith("  W2 "))
+    assert w2.endswith("MISMATCH (JAX and FD)")
+    assert "W2: JAX disagrees" in out and "W2: FD disagrees" in out
+    assert out.rstrip().splitlines()[-1].startswith("MISMATCH")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["logreg:3", "--batch", "0"], "--batch must be a positive integer"),
+        (["mlp:4-x-2"], "bad size 'x'"),
+        (["logreg:3", "--dtype", "float16"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, args, message):
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1
