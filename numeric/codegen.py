@@ -17,8 +17,8 @@ codegen adds is what a careful person adds when writing the same code by hand:
 
 >>> import derive
 >>> kernel = codegen(derive.mlp([4, 3, 2], activation="tanh").derive())
->>> print(kernel.source.split("def loss_and_grads")[1].splitlines()[12])
-    dZ2 = (A2 - Y) / m  # dZ2 = (A2 - Y)/m
+>>> [line.strip() for line in kernel.source.splitlines() if line.strip().startswith("dW2 =")]
+['dW2 = A1.T @ dZ2  # dW2 = A1ᵀ dZ2']
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy.core.relational import Relational
+from sympy.simplify.cse_main import tree_cse
 
 from derive import registry
 from derive.errors import BackpropInputError
@@ -47,7 +48,7 @@ from .printers import (
     wrap_statement,
     zeros_like,
 )
-from .stable import maximum, rowmax, sigmoid, softplus, stabilize
+from .stable import clamp_branches, maximum, rowmax, sigmoid, softplus, stabilize
 
 ONES = sp.MatrixSymbol("ones", 1, BATCH)  # the row of ones of 1ᵀ dZ, as a vector (m,)
 
@@ -57,14 +58,14 @@ FUNCTIONS = ("forward", "loss", "loss_and_grads")
 # Identifiers a kernel uses for itself; graph names that collide get a trailing underscore.
 _RESERVED = {
     "np", "jnp", "jax", "params", "X", "Y", "m", "J", "PARAMS", "sigmoid", "softplus",
-    "forward", "loss", "loss_and_grads", "grads", "e", "u", "ones",
+    "forward", "loss", "loss_and_grads", "grads", "ones",
 }  # fmt: skip
 
 
 def codegen(derivation, target: str = "numpy") -> Kernel:
     """Print the kernel module of a Derivation for ``target`` (``"numpy"`` or ``"jax"``).
 
-    >>> import derive
+    >>> import derive, numpy as np
     >>> kernel = codegen(derive.chain(2).derive())
     >>> kernel.params
     {'w1': (), 'b1': (), 'w2': (), 'b2': ()}
@@ -188,7 +189,7 @@ class Program:
     def _stable(self, expr):
         if _is_matrix(expr):
             return self._prep(expr)
-        return fold_piecewise(stabilize(self._prep(expr), self.definitions))
+        return clamp_branches(fold_piecewise(stabilize(self._prep(expr), self.definitions)))
 
     def _eq(self, expr) -> str:
         return self.equation.doprint(expr)
@@ -385,8 +386,10 @@ class _Writer:
     def _column_bindings(self, array: str, nodes, vector: bool) -> list[Statement]:
         """Scalar level: one batch vector per input (a column of X) or target (of Y)."""
         cells: dict[int, str] = {}
-        for node in nodes:
-            if node.tensor is not None and node.tensor[0] == array:
+        for position, node in enumerate(nodes):
+            if node.tensor is None:  # an expression's inputs: X's columns, in order
+                cells[position] = self.names(node.name)
+            elif node.tensor[0] == array:
                 cells[node.tensor[1][0]] = self.names(node.name)
         if not cells:
             return []
@@ -509,7 +512,8 @@ class _Writer:
         lead = [names(s.target) for s in self.p.backward_statements]
         lead += [names(node.name) for node in self.model.params]
         local = self.printer_class({"names": names.map, "ranks": ranks, "lead": tuple(lead)})
-        outs = _reuse_plan(statements, returns, self._shapes(), names)
+        adjoints = {names(st.target) for st in self.p.backward_statements}
+        outs = _reuse_plan(statements, returns, self._shapes(), names, prefer=adjoints)
         body, section = [], None
         for s in _group_parameters(statements):
             if function == "loss_and_grads" and s.kind != "data":
@@ -687,7 +691,7 @@ def _broadcast(a: tuple, b: tuple) -> tuple | None:
     return tuple(out)
 
 
-def _reuse_plan(statements, returns, shapes, names) -> dict[int, str]:
+def _reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict[int, str]:
     """For each statement, an array it may overwrite (``out=``): an operand made in this
     function, of the result's shape, that nothing reads afterwards. Fewer live arrays keep a
     deep net's working set in cache and spare the allocator fresh pages."""
@@ -712,7 +716,8 @@ def _reuse_plan(statements, returns, shapes, names) -> dict[int, str]:
             shapes[target] = shape
         boolean = isinstance(s.expr, (Relational, sp.logic.boolalg.Boolean))
         if shape and not boolean and not matrix:
-            for sym in _direct_operands(s.expr):
+            operands = _direct_operands(s.expr)  # an adjoint's memory first: dA1 in dZ1
+            for sym in sorted(operands, key=lambda o: names.of(o) not in prefer):
                 cand = names.of(sym)
                 home = buffer.get(cand, cand)
                 sharing = [n for n, h in buffer.items() if h == home] + [home]
@@ -856,8 +861,9 @@ def _common_subexpressions(statements: list[Statement], writer, names: Names) ->
     elementwise = [s for s in statements if s.expr is not None and not _is_matrix(s.expr)]
     if not elementwise:
         return statements
-    temps, reduced = sp.cse(
-        [s.expr for s in elementwise], symbols=sp.numbered_symbols("_cse", real=True)
+    # repeated subtrees only (SymPy's opt_cse would also split products and sums apart)
+    temps, reduced = tree_cse(
+        [s.expr for s in elementwise], sp.numbered_symbols("_cse", real=True), {}, "none"
     )
     temp_symbols = {t for t, _ in temps}
 
@@ -956,9 +962,21 @@ def _common_subexpressions(statements: list[Statement], writer, names: Names) ->
 
 
 def _short(expr, names: Names) -> str:
-    """A short name for what an expression is about: its first array."""
+    """A short name for what an expression is: its own name if it has one, else its array."""
     if isinstance(expr, sp.Symbol):
         return names.of(expr)
+    if isinstance(expr, sp.Add) and len(expr.args) == 2:  # u - max(u): named after u
+        shift = [
+            a
+            for a in expr.args
+            if isinstance(-a, (rowmax, maximum))
+            or ((-a).is_Symbol and names.of(-a).endswith("_max"))
+        ]
+        if shift:
+            return _short(expr - shift[0], names)
+    named = _temp_name(expr, names)
+    if named != "t":
+        return named
     symbols = [s for s in sp.preorder_traversal(expr) if isinstance(s, sp.Symbol) and s != BATCH]
     return names.of(symbols[0]) if symbols else "t"
 
@@ -982,7 +1000,7 @@ def _temp_name(expr, names: Names) -> str:
     if isinstance(expr, Relational) and expr.rhs.is_Integer:
         word = {">": "gt", ">=": "ge", "<": "lt", "<=": "le"}.get(expr.rel_op, "mask")
         return f"{_short(expr.lhs, names)}_{word}_{int(expr.rhs)}".replace("-", "minus")
-    if isinstance(expr, sp.Add) and all(isinstance(a, sp.Symbol) for a in expr.args):
+    if isinstance(expr, sp.Add) and all(isinstance(a, (sp.Symbol, sp.exp)) for a in expr.args):
         return f"sum_{_common_prefix([_short(a, names) for a in expr.args])}"
     if isinstance(expr, sp.Add) and any(isinstance(a, sp.log) for a in expr.args):
         shifts = [names.of(s) for s in expr.free_symbols if names.of(s).endswith("_max")]

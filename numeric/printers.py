@@ -21,6 +21,8 @@ typed, so a float32 kernel stays float32.
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy import Mul, Pow
 from sympy.printing.precedence import PRECEDENCE, precedence
@@ -82,6 +84,16 @@ _HELPERS = {
     """Softplus log(1 + exp(u)) = max(u, 0) + log(1 + exp(-|u|)), without overflow."""
     return {np}.maximum(u, 0) + {np}.log1p({np}.exp(-{np}.abs(u)))''',
 }
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key reading digit runs as numbers: ``x2`` before ``x10``."""
+    return tuple(int(part) if part.isdecimal() else part for part in re.split(r"(\d+)", text))
+
+
+def _simple_operand(text: str) -> bool:
+    """A name, a number or an attribute (``A1``, ``2``, ``self.x``): ``**`` hugs these."""
+    return re.fullmatch(r"-?[A-Za-z_][\w.]*|-?\d+(\.\d*)?", text) is not None
 
 
 def _is_scalar(expr: sp.Expr) -> bool:
@@ -160,7 +172,7 @@ class KernelPrinter(StrPrinter):
             others = sp.Mul(coeff, *[f for f in num if f is not first])
             return f"{np_}.multiply({self._print(first)}, {self._print(others)}, out={out})"
         if isinstance(expr, sp.Add):
-            terms = sorted(expr.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
+            terms = sorted(expr.args, key=lambda t: t.could_extract_minus_sign())
             first, others = terms[0], sp.Add(*terms[1:])
             if others.could_extract_minus_sign():
                 return f"{np_}.subtract({self._print(first)}, {self._print(-others)}, out={out})"
@@ -241,13 +253,14 @@ class KernelPrinter(StrPrinter):
             )
         ):
             return self._print_Mul_positive(content, primitive)
-        terms = list(expr.as_ordered_terms())
-        # positive terms first; among them sums of products before bare names (w x + b)
-        terms = sorted(terms, key=lambda t: (t.could_extract_minus_sign(), t.is_Symbol))
-        out = ""
-        for term in terms:
+        # positive terms first; among them products before bare names (w x + b); x2 before x10
+        printed = []
+        for term in expr.args:
             negative = term.could_extract_minus_sign()
             text = self.parenthesize(-term if negative else term, PRECEDENCE["Add"], strict=True)
+            printed.append(((negative, term.is_Symbol, natural_key(text)), negative, term, text))
+        out = ""
+        for _, negative, term, text in sorted(printed, key=lambda p: p[0]):
             if not out:
                 out = f"-{self._unary(-term)}" if negative else text
             else:
@@ -324,7 +337,9 @@ class KernelPrinter(StrPrinter):
         if base.is_Number and base.is_negative:
             base_text = f"({base_text})"
         power_text = self.parenthesize(power, PRECEDENCE["Pow"], strict=False)
-        return f"{base_text}**{power_text}"
+        if _simple_operand(base_text) and _simple_operand(power_text):
+            return f"{base_text}**{power_text}"  # A1**2, as a formatter writes it
+        return f"{base_text} ** {power_text}"
 
     # -- functions
 
@@ -415,11 +430,12 @@ class KernelPrinter(StrPrinter):
         return f"{self.module}.max({self.module}.stack([{self._args(expr)}]), axis=0)"
 
     def _print_Max(self, expr):
-        return self._print_maximum(maximum(*expr.args))
+        return self._print_maximum(maximum(*sorted(expr.args, key=lambda e: e.is_Number)))
 
     def _print_Min(self, expr):
-        if len(expr.args) == 2:
-            return f"{self.module}.minimum({self._args(expr)})"
+        if len(expr.args) == 2:  # the array first: np.minimum(Z1, 0)
+            a, b = sorted(expr.args, key=lambda e: e.is_Number)
+            return f"{self.module}.minimum({self._print(a)}, {self._print(b)})"
         return f"{self.module}.min({self.module}.stack([{self._args(expr)}]), axis=0)"
 
     # -- conditions
@@ -522,6 +538,24 @@ class JaxPrinter(KernelPrinter):
     def doprint_into(self, expr, out=None) -> str:
         return self.doprint(expr)  # arrays are immutable; XLA reuses buffers by itself
 
+    def _print_MatMul(self, expr):
+        """``Aᵀ B`` as a contraction over the first axes: XLA would copy a transpose."""
+        matrices = expr.as_coeff_matrices()[1]
+        scalar = sp.Mul(*[a for a in expr.args if not isinstance(a, sp.MatrixExpr)])
+        if len(matrices) != 2 or not any(isinstance(m, sp.Transpose) for m in matrices):
+            return super()._print_MatMul(expr)
+        left, right = matrices
+        if isinstance(left, sp.OneMatrix) or isinstance(right, sp.OneMatrix):
+            return super()._print_MatMul(expr)
+        a, left_axis = (left.arg, 0) if isinstance(left, sp.Transpose) else (left, -1)
+        b, right_axis = (right.arg, -1) if isinstance(right, sp.Transpose) else (right, 0)
+        text = (
+            f"jnp.tensordot({self._print(a)}, {self._print(b)}, axes=({left_axis}, {right_axis}))"
+        )
+        if scalar == 1:
+            return text
+        return self._print(scalar * sp.Symbol("__matrix__")).replace("__matrix__", text)
+
     def function(self, name, args, doc, body, returns):
         if not any(is_float for _, _, is_float in returns):
             inner = super().function(name, args, doc, body, returns)
@@ -545,7 +579,7 @@ class JaxPrinter(KernelPrinter):
 
 # ---------------------------------------------------------------------------- line layout
 
-WIDTH = 99  # longest printed line (the project's ruff line-length is 100)
+WIDTH = 100  # longest printed line: the project's ruff line-length
 
 
 def wrap_statement(head: str, code: str, comment: str = "", indent: int = 4) -> list[str]:
@@ -626,16 +660,8 @@ def split_line(head: str, code: str, tail: str, pad: str) -> list[str]:
         if hits and head.endswith("= "):
             bounds = [0, *hits, len(code)]
             pieces = [code[a:b].strip() for a, b in zip(bounds, bounds[1:])]
-            lines, current = [], ""
-            for piece in pieces:
-                candidate = f"{current} {piece}" if current else piece
-                if current and len(inner) + len(candidate) > WIDTH:
-                    lines.append(current)
-                    current = piece
-                else:
-                    current = candidate
-            out = [f"{pad}{head}("]
-            for text in [*lines, current]:
+            out = [f"{pad}{head}("]  # one operand per line, operators leading, as ruff format
+            for text in pieces:
                 out += split_line("", text, "", inner)
             return out + [f"{pad}){tail}"]
     opener = _outer_bracket(code)
@@ -676,6 +702,18 @@ class EquationPrinter(StrPrinter):
 
     def _print_MatAdd(self, expr):
         return " + ".join(self._print(t) for t in expr.args).replace("+ -", "- ")
+
+    def _print_Add(self, expr, order=None):
+        terms = sorted(
+            expr.args, key=lambda t: (t.could_extract_minus_sign(), natural_key(self._print(t)))
+        )
+        out = self._print(terms[0])
+        for term in terms[1:]:
+            if term.could_extract_minus_sign():
+                out += f" - {self.parenthesize(-term, PRECEDENCE['Add'], strict=True)}"
+            else:
+                out += f" + {self.parenthesize(term, PRECEDENCE['Add'], strict=True)}"
+        return out
 
     def _print_Pow(self, expr, rational=False):
         base, power = expr.args

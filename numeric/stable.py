@@ -273,20 +273,79 @@ def _expm1(expr: Add) -> sp.Expr:
     return expr
 
 
+# ---------------------------------------------------------------------------- branches
+
+_OVERFLOWING = (exp, expm1, sp.sinh, sp.cosh)
+_NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
+
+
+def clamp_branches(expr: sp.Expr) -> sp.Expr:
+    """Each branch of a Piecewise computes its exps on its own domain only.
+
+    ``np.where`` evaluates every branch everywhere, so ELU's ``exp(z) - 1`` would overflow
+    at ``z = 1000`` although that branch is only taken for ``z <= 0``. Inside the branch
+    ``z`` is replaced by ``min(z, 0)``: the same value wherever the branch is selected.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> clamp_branches(sp.Piecewise((z, z > 0), (sp.exp(z) - 1, True)))
+    Piecewise((z, z > 0), (exp(Min(0, z)) - 1, True))
+    """
+
+    def clamp(piecewise: sp.Piecewise) -> sp.Piecewise:
+        pieces, earlier = [], []
+        for value, cond in piecewise.args:
+            bounds = _bounds(cond, negate=False) + [b for c in earlier for b in _bounds(c, True)]
+            for symbol, upper, limit in bounds:
+                stand_in = sp.Min(symbol, limit) if upper else sp.Max(symbol, limit)
+                value = value.replace(
+                    lambda e, s=symbol: isinstance(e, _OVERFLOWING) and e.has(s),
+                    lambda e, s=symbol, t=stand_in: e.func(e.args[0].xreplace({s: t})),
+                )
+            pieces.append((value, cond))
+            earlier.append(cond)
+        return sp.Piecewise(*pieces)
+
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), clamp)
+
+
+def _bounds(cond, negate: bool) -> list[tuple[sp.Symbol, bool, sp.Expr]]:
+    """``z > 0`` -> [(z, False, 0)]: a lower bound; negated, an upper bound."""
+    if not isinstance(cond, sp.core.relational.Relational) or cond.rel_op not in _NEGATED:
+        return []
+    if not (cond.lhs.is_Symbol and cond.rhs.is_Number):
+        return []
+    op = _NEGATED[cond.rel_op] if negate else cond.rel_op
+    return [(cond.lhs, op in ("<", "<="), cond.rhs)]
+
+
 # ---------------------------------------------------------------------------- logs of nodes
 
 
 def _logs_of_definitions(expr: sp.Expr, definitions: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
     """``log(A)`` and ``log(1 - A)`` with ``A`` a sigmoid/softmax node, in ``A``'s argument."""
 
+    def expandable(symbol, depth=0) -> bool:
+        """Defined by exps, or by one such symbol and numbers (``p = 1 + v``, ``v = exp(u)``:
+        an expression split into nodes one operation at a time)."""
+        definition = definitions.get(symbol)
+        if definition is None or depth > 4:
+            return False
+        if definition.has(exp):
+            return True
+        inner = definition.free_symbols
+        return len(inner) == 1 and expandable(next(iter(inner)), depth + 1)
+
     def rewrite(node: log) -> sp.Expr:
         arg = node.args[0]
-        used = {s: definitions[s] for s in arg.free_symbols if s in definitions}
-        used = {s: d for s, d in used.items() if d.has(exp)}
-        if not used:
+        inner = arg
+        for _ in range(5):
+            used = {s: definitions[s] for s in inner.free_symbols if expandable(s)}
+            if not used:
+                break
+            inner = inner.xreplace(used)
+        if inner == arg:
             return node
-        inner = sp.together(arg.xreplace(used))
-        candidate = _rewrite(sp.expand_log(log(inner), force=True))
+        candidate = _rewrite(sp.expand_log(log(sp.together(inner)), force=True))
         return candidate if _logs_are_stable(candidate) else node
 
     new = expr.replace(lambda e: isinstance(e, log), rewrite)
