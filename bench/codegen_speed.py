@@ -15,6 +15,10 @@ time divided by the floor's time *in the same round*, so drifts of a shared mach
 * ``jax``         ``jax.jit(jax.value_and_grad(cost))`` of a forward written in jax.numpy;
 * ``gen-jax``     the generated kernel with ``target="jax"`` (compiled with ``jax.jit``).
 
+``faults`` is minor page faults per call: NumPy code that allocates more than glibc keeps
+between calls gets fresh pages from the kernel every call (expensive in a VM), so the
+allocator's state, and thus what ran before in the process, shows in the times.
+
 Before timing, every variant's loss and gradients are checked against the generated ones.
 """
 
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import subprocess
 import sys
 import time
 
@@ -181,21 +187,27 @@ def _run_case(case, budget, np, jax, baselines, codegen) -> list[dict]:
     order = list(variants)
     rng = random.Random(0)
     times = {name: [] for name in variants}
+    faults = {name: 0 for name in variants}
+    calls = {name: 0 for name in variants}
     for _ in range(rounds):
         rng.shuffle(order)
         for name in order:
             fn, n = variants[name], inner[name]
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             for _ in range(n):
                 fn()
             times[name].append((time.perf_counter() - start) / n)
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+            calls[name] += n
 
     floor = times["floor"]
     rows = []
     for name in variants:
         ratios = sorted(t / f for t, f in zip(times[name], floor))
         rows.append(dict(case=case["name"], variant=name, median=_median(times[name]),
-                         ratio=_median(ratios), rounds=rounds, target=case["target"]))  # fmt: skip
+                         ratio=_median(ratios), rounds=rounds, target=case["target"],
+                         faults=faults[name] / calls[name]))  # fmt: skip
     return rows
 
 
@@ -227,14 +239,16 @@ def _print_table(rows) -> None:
     by_case: dict[str, dict] = {}
     for row in rows:
         by_case.setdefault(row["case"], {})[row["variant"]] = row
-    header = f"{'case':<48} {'variant':<10} {'median':>10} {'x floor':>8} {'target':>7}"
+    header = (
+        f"{'case':<48} {'variant':<10} {'median':>10} {'x floor':>8} {'target':>7} {'faults':>7}"
+    )
     print(header)
     print("-" * len(header))
     for case, variants in by_case.items():
         for name, row in variants.items():
             target = f"<={row['target']:.2f}" if name == "generated" else ""
             print(f"{case:<48} {name:<10} {_fmt(row['median']):>10} {row['ratio']:>8.3f} "
-                  f"{target:>7}")  # fmt: skip
+                  f"{target:>7} {row['faults']:>7.0f}")  # fmt: skip
         gen = variants["generated"]["ratio"]
         verdict = "met" if gen <= variants["generated"]["target"] else "NOT met"
         vs = ", ".join(
@@ -251,20 +265,39 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
+_COLD = """
+import time
+import derive
+from numeric.codegen import codegen
+start = time.perf_counter()
+derivation = derive.mlp([784, 512, 10], activation="relu").derive()
+derived = time.perf_counter()
+kernel = codegen(derivation)
+generated = time.perf_counter()
+kernel.module
+loaded = time.perf_counter()
+print(derived - start, generated - derived, loaded - generated)
+"""
+
+
 def _codegen_time(derive, codegen) -> None:
-    """Derivation, codegen and import of the 784-512-10 kernel: first call, then warm."""
+    """Derivation, codegen and import of the 784-512-10 kernel in a fresh interpreter (cold
+    caches; importing SymPy, NumPy and the toolkit itself not counted), then warm."""
     print("codegen + import, MLP 784-512-10 (relu, softmax, cce), matrix level:")
-    for label in ("first", "again"):
-        start = time.perf_counter()
-        derivation = derive.mlp([784, 512, 10], activation="relu").derive()
-        derived = time.perf_counter()
-        kernel = codegen(derivation)
-        generated = time.perf_counter()
-        kernel.module  # noqa: B018  (loading the module is what is timed)
-        loaded = time.perf_counter()
-        print(f"  {label:<6} derive {derived - start:.3f} s, codegen {generated - derived:.3f} s, "
-              f"import {loaded - generated:.4f} s; codegen + import "
-              f"{loaded - derived:.3f} s (target < 1 s)")  # fmt: skip
+    cold = subprocess.run([sys.executable, "-c", _COLD], capture_output=True, text=True)
+    derived, generated, loaded = map(float, cold.stdout.split())
+    print(f"  cold   derive {derived:.3f} s, codegen {generated:.3f} s, import {loaded:.4f} s; "
+          f"codegen + import {generated + loaded:.3f} s (target < 1 s)")  # fmt: skip
+    start = time.perf_counter()
+    derivation = derive.mlp([784, 512, 10], activation="relu").derive()
+    derived = time.perf_counter()
+    kernel = codegen(derivation)
+    generated = time.perf_counter()
+    kernel.module  # noqa: B018  (loading the module is what is timed)
+    loaded = time.perf_counter()
+    print(f"  warm   derive {derived - start:.3f} s, codegen {generated - derived:.3f} s, "
+          f"import {loaded - generated:.4f} s; "
+          f"codegen + import {loaded - derived:.3f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -521,9 +521,13 @@ class _Writer:
                 if wanted != section:
                     body.append((f"    # {wanted} pass", None, "section"))
                     section = wanted
-            code = s.code if s.code is not None else local.doprint_into(s.expr, outs.get(id(s)))
+            out, operand = outs.get(id(s), (None, True))
+            code = s.code if s.code is not None else local.doprint_into(s.expr, out)
             lhs = s.target if s.code is not None else names(s.target)
-            for text in wrap_statement(f"{lhs} = ", code, s.equation):
+            equation = s.equation
+            if out is not None and not operand and code != local.doprint(s.expr):
+                equation += f", in {out}'s memory"  # say why an unrelated name is written
+            for text in wrap_statement(f"{lhs} = ", code, equation):
                 body.append((text, s.node, s.kind))
         self.helpers |= local.helpers_used
         return printer.function(function, _signature(function), _DOCS[function], body, returns)
@@ -691,44 +695,81 @@ def _broadcast(a: tuple, b: tuple) -> tuple | None:
     return tuple(out)
 
 
-def _reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict[int, str]:
-    """For each statement, an array it may overwrite (``out=``): an operand made in this
-    function, of the result's shape, that nothing reads afterwards. Fewer live arrays keep a
-    deep net's working set in cache and spare the allocator fresh pages."""
+def _reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
+    """For each statement, an array its result may be written into (``out=``), as
+    ``(name, is_operand)``; fewer live arrays keep a deep net's working set in cache and
+    spare the allocator fresh pages (each a page fault).
+
+    * an elementwise result may overwrite one of its own operands that nothing reads
+      afterwards (``np.tanh(Z1, out=Z1)``, ``np.multiply(dA1, ..., out=dA1)``);
+    * a matrix product may take the memory of an array of its shape that is no longer
+      needed (the backward ``dA1 = dZ2 @ W2.T`` into ``A1``, once ``dW2`` has read it).
+
+    Only arrays made in this function are reused, never the caller's (X, Y, params).
+    """
     returned = set().union(*(_identifiers(code) for _, code, _ in returns))
     last_use: dict[str, int] = {}
     for i, s in enumerate(statements):
         for dep in s.deps:
             last_use[dep] = i
-    buffer = {}  # identifier -> the array (first identifier) it lives in
-    owned, shapes = set(), dict(shapes)
-    plan: dict[int, str] = {}
+    home_of: dict[str, str] = {}  # identifier -> the array it lives in (its first name)
+    members: dict[str, list[str]] = {}  # array -> every identifier living in it
+    shapes = dict(shapes)
+    plan: dict = {}
+
+    def free(home: str, i: int, here: bool) -> bool:
+        """Nothing reads the array after statement i (or after i - 1)."""
+        limit = i if here else i - 1
+        return all(last_use.get(n, -1) <= limit and n not in returned for n in members[home])
+
     for i, s in enumerate(statements):
         if s.code is not None or s.expr is None:
             continue
         target = names(s.target)
         if isinstance(s.expr, (sp.Symbol, sp.MatrixSymbol)):  # an alias: A2 = Z2
-            buffer[target] = buffer.get(names.of(s.expr), names.of(s.expr))
+            source = names.of(s.expr)
+            if source in home_of:
+                home_of[target] = home_of[source]
+                members[home_of[source]].append(target)
             continue
         matrix = _is_matrix(s.expr)
         shape = shapes.get(target) if matrix else _shape_of(s.expr, shapes, names)
-        if shape is not None and target not in shapes:
-            shapes[target] = shape
-        boolean = isinstance(s.expr, (Relational, sp.logic.boolalg.Boolean))
-        if shape and not boolean and not matrix:
+        if not shape or isinstance(s.expr, (Relational, sp.logic.boolalg.Boolean)):
+            continue
+        choice = None
+        if not matrix:
             operands = _direct_operands(s.expr)  # an adjoint's memory first: dA1 in dZ1
             for sym in sorted(operands, key=lambda o: names.of(o) not in prefer):
-                cand = names.of(sym)
-                home = buffer.get(cand, cand)
-                sharing = [n for n, h in buffer.items() if h == home] + [home]
-                dead = all(last_use.get(n, -1) <= i and n not in returned for n in sharing)
-                if cand in owned and dead and shapes.get(cand) == shape:
-                    plan[id(s)] = cand
-                    buffer[target] = home
+                home = home_of.get(names.of(sym))
+                if home and shapes.get(home) == shape and free(home, i, here=True):
+                    choice = (names.of(sym), True)
                     break
-        if shape and not boolean and (not matrix or _fresh_matrix(s.expr)):
-            owned.add(target)
+        elif _product_into(s.expr):
+            for home in members:
+                if shapes.get(home) == shape and free(home, i, here=False):
+                    choice = (members[home][-1], False)
+                    break
+        if choice is not None:
+            plan[id(s)] = choice
+            home_of[target] = home_of[choice[0]]
+            members[home_of[target]].append(target)
+        elif not matrix or _fresh_matrix(s.expr):
+            home_of[target], members[target], shapes[target] = target, [target], shape
     return plan
+
+
+def _product_into(expr) -> bool:
+    """A matrix product the printers can write into a given array (``A @ B``, ``A @ B + b``)."""
+    if isinstance(expr, sp.MatAdd):
+        return len(expr.args) == 2 and any(_product_into(a) for a in expr.args)
+    if isinstance(expr, sp.MatMul):
+        coeff, matrices = expr.as_coeff_matrices()
+        return (
+            coeff == 1
+            and len(matrices) == 2
+            and not any(isinstance(m, sp.OneMatrix) for m in matrices)
+        )
+    return False
 
 
 def _sums_matrix_rows(expr: sp.MatMul, ranks: dict[str, int]) -> bool:

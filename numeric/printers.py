@@ -144,6 +144,15 @@ class KernelPrinter(StrPrinter):
     def _into(self, expr, out: str) -> str | None:
         np_ = self.module
         name = type(expr).__name__
+        if isinstance(expr, sp.MatMul):
+            coeff, (a, b) = expr.as_coeff_matrices()
+            return f"{np_}.matmul({self._print(a)}, {self._print(b)}, out={out})"
+        if isinstance(expr, sp.MatAdd):
+            product = next(arg for arg in expr.args if isinstance(arg, sp.MatMul))
+            other = next(arg for arg in expr.args if arg is not product)
+            if isinstance(other, sp.MatMul) and other.as_coeff_matrices()[0] != 1:
+                return None
+            return f"{np_}.add({self._print(product)}, {self._print(other)}, out={out})"
         if isinstance(expr, sp.Function) and name in _ELEMENTWISE and len(expr.args) == 1:
             return f"{np_}.{_ELEMENTWISE[name]}({self._print(expr.args[0])}, out={out})"
         if isinstance(expr, sp.Piecewise) and len(expr.args) == 2:
