@@ -713,8 +713,9 @@ class EquationPrinter(StrPrinter):
         return " + ".join(self._print(t) for t in expr.args).replace("+ -", "- ")
 
     def _print_Add(self, expr, order=None):
-        terms = sorted(
-            expr.args, key=lambda t: (t.could_extract_minus_sign(), natural_key(self._print(t)))
+        terms = sorted(  # as the kernels order them: w*x + b, x2 before x10
+            expr.args,
+            key=lambda t: (t.could_extract_minus_sign(), t.is_Symbol, natural_key(self._print(t))),
         )
         out = self._print(terms[0])
         for term in terms[1:]:
