@@ -27,7 +27,7 @@ import builtins
 import copy
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy as sp
 from sympy.core.relational import Relational
@@ -98,7 +98,6 @@ class Statement:
     code: str | None = None
     provides: frozenset[str] = frozenset()
     deps: frozenset[str] = frozenset()
-    users: list[str] = field(default_factory=list)
 
 
 def _is_matrix(expr) -> bool:
@@ -267,9 +266,8 @@ class Program:
         steps = {s.node.name: s.adjoint.name for s in self.derivation.needed_steps()}
         out = []
         for name, shape in self.model.param_shapes().items():
-            if self.matrix or not shape:
-                node = name if self.matrix else name
-                out.append((name, steps.get(node)))
+            if self.matrix or not shape:  # the parameter is one node
+                out.append((name, steps.get(name)))
             else:
                 elements = {}
                 for node in self.model.params:
@@ -281,8 +279,11 @@ class Program:
     # -- data layout (DESIGN.md contract)
 
     def _targets_are_vector(self) -> bool:
-        """Y is ``(m,)``: logistic regression's contract (and any integer labels)."""
-        shapes = getattr(self.model, "data_shapes", None)
+        """Y holds one real target per example as ``(m,)`` (logistic regression's contract),
+        not a column ``(m, 1)``. Integer labels are one-hot encoded first, never a vector."""
+        if self.labels or len(self.model.targets) > 1 and not self.matrix:
+            return False
+        shapes = getattr(self.model, "data_shapes", None)  # a contract method, if derive has one
         if callable(shapes):
             return len(shapes()["Y"]) == 1
         if self.matrix:
@@ -967,7 +968,7 @@ def _common_subexpressions(statements: list[Statement], writer, names: Names) ->
 
     # name the rest after what they hold, and place each just before its first use
     as_names: dict = {}
-    shared, full = {}, {}
+    shared, full, written_out = {}, {}, {}
     for t, v in kept:
         full[t] = v.xreplace(full)  # written out, for naming: exp(Z2 - rowmax(Z2))
         v = v.xreplace(as_names)
@@ -975,7 +976,7 @@ def _common_subexpressions(statements: list[Statement], writer, names: Names) ->
         names.map[ident] = ident
         as_names[t] = sp.Symbol(ident, real=True)
         shared[ident] = Statement(ident, v, "", "shared", provides=frozenset({ident}))
-        shared[ident].users = [full[t]]  # (the written-out value, until users are known)
+        written_out[ident] = full[t]
     for st in shared.values():
         st.deps = writer._deps(st.expr, names)
     for s in elementwise:
@@ -997,8 +998,7 @@ def _common_subexpressions(statements: list[Statement], writer, names: Names) ->
         out.append(s)
     for temp in shared.values():
         users = [s.target for s in out if temp.target in s.deps and s is not temp]
-        temp.equation = _temp_comment(temp.users[0], users)
-        temp.users = users
+        temp.equation = _temp_comment(written_out[temp.target], users)
     return out
 
 
