@@ -28,9 +28,7 @@ from sympy import Mul, Pow
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from derive.ops import rowsum, total
-
-from .stable import maximum, rowmax, sigmoid, softplus
+from .stable import maximum
 
 
 class batch_mean(sp.Function):  # noqa: N801  (SymPy function names are lower case)
@@ -108,6 +106,7 @@ class KernelPrinter(StrPrinter):
     of each array (a row sum of a vector is the vector itself), ``lead`` lists names a
     product prints first (adjoints: ``dA1 * (1 - A1**2)`` reads as the chain rule).
 
+    >>> from numeric.stable import sigmoid
     >>> z, y, m = sp.Symbol("z", real=True), sp.Symbol("y", real=True), sp.Symbol("m")
     >>> NumPyPrinter().doprint((sigmoid(z) - y) / m)
     '(sigmoid(z) - y) / m'
@@ -537,7 +536,9 @@ class JaxPrinter(KernelPrinter):
     """The same kernels over ``jax.numpy``, each compiled with ``jax.jit``.
 
     A compiled function returns arrays; where the contract asks for a Python float (the
-    cost), a thin wrapper converts the compiled function's result.
+    cost), a thin wrapper converts the compiled function's result. ``Aᵀ B`` is printed as a
+    contraction over the first axes (XLA would copy the transpose). Float64 inputs need
+    JAX's x64 mode (``jax.enable_x64``); without it JAX computes in float32.
     """
 
     module = "jnp"
@@ -751,16 +752,15 @@ class EquationPrinter(StrPrinter):
 
 
 __all__ = [
+    "PRINTERS",
+    "WIDTH",
     "EquationPrinter",
     "JaxPrinter",
     "KernelPrinter",
     "NumPyPrinter",
-    "PRINTERS",
     "batch_mean",
-    "rowmax",
-    "rowsum",
-    "total",
-    "sigmoid",
-    "softplus",
+    "comment_lines",
+    "split_line",
+    "wrap_statement",
     "zeros_like",
 ]

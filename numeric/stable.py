@@ -16,6 +16,8 @@ pattern                                   stable form
 ``log(A)``, ``log(1 - A)`` with ``A``     the log written in ``A``'s argument: log-sigmoid,
 defined by one of the forms above         log-softmax (so cross-entropies stay finite)
 ``exp(u) - 1``                            ``expm1(u)``
+a branch of a Piecewise on ``z > c``      its exps see ``max(z, c)`` / ``min(z, c)``: ``np.where``
+                                          computes every branch everywhere
 ========================================  ===========================================
 
 Rows are the matrix-level reading (``rowsum``/``rowmax`` over a row of a matrix); at the
