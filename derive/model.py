@@ -140,20 +140,22 @@ class Model:
 def rows_sum_to_one(expr: sp.Expr, ys: list[sp.Symbol]) -> sp.Expr:
     """Use ``y_1 + ... + y_n = 1`` to shorten an expression that is linear in the targets.
 
-    Writes ``expr = c0 + sum_k c_k y_k`` and takes out the most common coefficient ``c``:
-    ``c * sum_k y_k = c``. So ``-y_2 + a_2 (y_1 + y_2 + y_3)`` becomes ``a_2 - y_2``.
+    Writes ``expr = c0 + sum_k c_k y_k`` and takes out the coefficient ``c`` that shortens it
+    most: ``c * sum_k y_k = c``. So ``-y_2 + a_2 (y_1 + y_2 + y_3)`` becomes ``a_2 - y_2``,
+    and ``a_2 y_1 - y_2 (1 - a_2)`` (two outputs) too.
     """
     split = _linear_in(sp.expand(expr), ys)
     if split is None:
         return expr
     constant, coeffs = split
     values = [coeffs.get(y, sp.Integer(0)) for y in ys]
-    common = max(set(values), key=values.count)
-    if common == 0 or values.count(common) < 2:
-        return expr
-    rest = sp.Add(*[(c - common) * y for c, y in zip(values, ys, strict=True)])
-    shorter = constant + common + rest
-    return shorter if sp.count_ops(shorter) < sp.count_ops(expr) else expr
+    best = expr
+    for common in set(values) - {sp.Integer(0)}:  # with two outputs no coefficient repeats
+        rest = sp.Add(*[(c - common) * y for c, y in zip(values, ys, strict=True)])
+        shorter = constant + common + rest
+        if sp.count_ops(shorter) < sp.count_ops(best):
+            best = shorter
+    return best
 
 
 def _linear_in(expr: sp.Expr, ys: list[sp.Symbol]):

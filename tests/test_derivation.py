@@ -215,6 +215,15 @@ def test_matrix_head_simplifies_to_a_minus_y_over_m(output, loss):
     assert "dA2" not in {s.adjoint.name for s in d.needed_steps()}  # dead once simplified
 
 
+@pytest.mark.parametrize("n_out", [2, 3, 4])
+def test_scalar_softmax_cross_entropy_gives_a_minus_y_for_every_output_count(n_out):
+    # with two outputs no coefficient of y repeats: the row-sum fact must still be found
+    d = derive.mlp([2, n_out], "relu", "softmax", "cce", level="scalar").derive()
+    for k in range(1, n_out + 1):
+        a, y = sp.Symbol(f"a1_{k}", real=True), sp.Symbol(f"y{k}", real=True)
+        assert d.step(f"z1_{k}").value == a - y
+
+
 def test_3blue1brown_last_layer_and_recursion():
     depth = 3
     d = derive.chain(depth).derive()
