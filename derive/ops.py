@@ -26,13 +26,19 @@ def _row_constant(factor: sp.Expr) -> bool:
 
 
 class _Reduction(sp.Function):
-    """A linear sum over matrix entries: it splits over ``+`` and pulls out constants."""
+    """A linear sum over matrix entries: it splits over ``+`` and pulls out constants.
+
+    A sum with a constant term stays whole: ``total(1 - A)`` is not ``total(1) - total(A)``,
+    as ``total(1)`` has lost the shape it is summed over.
+    """
 
     is_real = True
 
     @classmethod
     def eval(cls, arg):
         if isinstance(arg, sp.Add):
+            if any(cls._pulls_out(term) for term in arg.args):
+                return None
             return sp.Add(*[cls(term) for term in arg.args])
         if isinstance(arg, sp.Mul):
             const, rest = sp.Integer(1), sp.Integer(1)

@@ -263,3 +263,12 @@ def test_every_registry_entry_reaches_a_derivation():
     for loss in LOSSES:
         output = {"bce": "sigmoid", "cce": "softmax", "sparse_cce": "softmax"}.get(loss, "linear")
         derive.mlp([2, 2], output=output, loss=loss).derive()
+
+
+def test_entry_sums_split_over_terms_but_keep_constants_with_their_matrix():
+    A, B = sp.Symbol("A", real=True), sp.Symbol("B", real=True)
+    total, rowsum = derive.ops.total, derive.ops.rowsum
+    assert total(A + 2 * B) == total(A) + 2 * total(B)
+    # total(1) would have lost the shape it sums over (m*n ones, not 1)
+    for reduce in (total, rowsum):
+        assert reduce(1 - A).args == (1 - A,)
