@@ -46,7 +46,7 @@ class Network:
 def logistic_regression(n_features: int, level: str = "scalar") -> Model:
     """``z = wᵀx + b``, ``a = σ(z)``, binary cross-entropy.
 
-    >>> logistic_regression(2).derive().gradient("w1")
+    >>> logistic_regression(2).derive().gradient("w1", closed=True)
     x1*(a - y)
     """
     n = _size(n_features, "number of features")
@@ -62,8 +62,8 @@ def chain(
 ) -> Model:
     """One neuron per layer, as in 3Blue1Brown: ``z(L) = w(L) a(L-1) + b(L)``.
 
-    >>> chain(1).derive().gradient("w1")
-    2*x*(1 - a1)*(a1 - y)*a1
+    >>> chain(1).derive().gradient("w1", closed=True)
+    2*a1*x*(1 - a1)*(a1 - y)
     """
     depth = _size(layers, "number of layers")
     acts = (activation,) * (depth - 1) + (output or activation,)

@@ -22,7 +22,7 @@ def evaluate(derivation: Derivation, values: dict[str, object], batch: int = 1) 
 
     >>> from derive import logistic_regression
     >>> d = logistic_regression(1).derive()
-    >>> evaluate(d, {"x1": 2, "w1": 0, "b": 0, "y": 1})["dw1"]
+    >>> evaluate(d, {"x": 2, "w1": 0, "b": 0, "y": 1})["dw1"]
     -1
     """
     model = derivation.model

@@ -75,9 +75,7 @@ class Model:
         shapes: dict[str, tuple[int, ...]] = {}
         for node in self.params:
             if self.level == "matrix":
-                shapes[node.name] = tuple(
-                    int(sp.sympify(d).xreplace(self.dims)) for d in node.array_shape
-                )
+                shapes[node.name] = tuple(self._size(d) for d in node.array_shape)
             elif node.tensor is None:
                 shapes[node.name] = ()
             else:
@@ -85,6 +83,34 @@ class Model:
                 old = shapes.get(name, (0,) * len(index))
                 shapes[name] = tuple(max(o, k + 1) for o, k in zip(old, index, strict=True))
         return shapes
+
+    def data_shapes(self, m: int | sp.Expr | None = None) -> dict[str, tuple]:
+        """Shapes of ``X`` and ``Y`` for a batch of ``m`` rows (the symbol ``m`` by default).
+
+        ``Y`` is ``(m,)`` for logistic regression and integer labels, ``(m, 0)`` for an
+        expression (no targets; its inputs, if any, are the columns of ``X``).
+
+        >>> from derive import build
+        >>> build("mlp:4-3-2").data_shapes(), build("logreg:3").data_shapes(5)
+        ({'X': (m, 4), 'Y': (m, 2)}, {'X': (5, 3), 'Y': (5,)})
+        """
+        from .ops import m as batch
+
+        m = batch if m is None else m
+        n_in = self._size(self.inputs[0].shape[1]) if self.level == "matrix" else len(self.inputs)
+        if not self.targets:
+            return {"X": (m, n_in), "Y": (m, 0)}
+        labels = self.loss is not None and registry.loss(self.loss).targets == "labels"
+        if self.level == "matrix":
+            (target,) = self.targets
+            vector = len(target.array_shape) == 1
+            n_out = self._size(target.shape[1])
+        else:
+            vector, n_out = self.kind == "logreg", len(self.targets)
+        return {"X": (m, n_in), "Y": (m,) if labels or vector else (m, n_out)}
+
+    def _size(self, dim) -> int:
+        return int(sp.sympify(dim).xreplace(self.dims))
 
     def needs_gradient(self) -> set[Node]:
         """Nodes on some path from a parameter to the cost: only these get adjoints."""
@@ -128,8 +154,8 @@ class Model:
 
         >>> from derive import logistic_regression
         >>> d = logistic_regression(2).derive()
-        >>> d.gradient("b")
-        a - y
+        >>> d.gradient("b"), d.gradient("b", closed=True)
+        (dz, a - y)
         """
         return Derivation(self, sweep(self))
 
