@@ -27,14 +27,13 @@ def _text(expr) -> str:
 
 def describe(model: Model) -> str:
     """One line naming the model: spec, level, activations and loss."""
-    parts = [f"{model.spec} ({model.level} level)"]
-    if model.activation:
-        parts.append(f"{model.activation} hidden")
-    if model.output:
-        parts.append(f"{model.output} output")
-    if model.loss:
-        parts.append(f"{model.loss} loss")
-    return ", ".join(parts)
+    return ", ".join([f"{model.spec} ({model.level} level)", *choices(model)])
+
+
+def choices(model: Model) -> list[str]:
+    """The options a model was built with: ``["tanh hidden", "sigmoid output", "bce loss"]``."""
+    named = [(model.activation, "hidden"), (model.output, "output"), (model.loss, "loss")]
+    return [f"{value} {role}" for value, role in named if value]
 
 
 def forward_lines(model: Model) -> list[str]:

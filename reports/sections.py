@@ -21,6 +21,7 @@ from .context import ReportContext, n_params
 from .equations import Chunk, Row, align
 from .latex_printer import activation_function, format_number, named_factor
 from .notation import family
+from .plain import choices
 
 #: at most this many rows of one kind before a table or list is summarised
 ROW_LIMIT = 40
@@ -165,13 +166,7 @@ def _describe(model) -> str:
         parts.append(f"{len(model.sizes) - 1} layers of one neuron")
     elif model.kind == "logreg":
         parts.append(f"logistic regression on {model.sizes[0]} features")
-    if model.activation:
-        parts.append(f"{model.activation} hidden")
-    if model.output:
-        parts.append(f"{model.output} output")
-    if model.loss:
-        parts.append(f"{model.loss} loss")
-    return tex_escape(", ".join(parts) or model.kind)
+    return tex_escape(", ".join(parts + choices(model)) or model.kind)
 
 
 def _levels(ctx: ReportContext) -> str:
