@@ -45,6 +45,7 @@ from .printers import (
     EquationPrinter,
     KernelPrinter,
     batch_mean,
+    elementwise_form,
     wrap_statement,
     zeros_like,
 )
@@ -185,9 +186,13 @@ class Program:
             )
         return sp.sympify(expr).xreplace(self.dims)
 
-    def _stable(self, expr):
+    def _stable(self, expr, rank: int | None = None):
+        """``expr`` as the kernel computes it; ``rank`` is the number of axes of its array."""
         if _is_matrix(expr):
-            return self._prep(expr)
+            elementwise = elementwise_form(expr, self.ranks, rank)  # 0-d weights of a chain
+            if elementwise is None:
+                return self._prep(expr)
+            expr = elementwise
         return clamp_branches(fold_piecewise(stabilize(self._prep(expr), self.definitions)))
 
     def _eq(self, expr) -> str:
@@ -218,7 +223,7 @@ class Program:
             out.append(
                 Statement(
                     node.name,
-                    self._stable(node.expr),
+                    self._stable(node.expr, self.ranks.get(node.name)),
                     node.name,
                     "forward",
                     f"{node.name} = {self._eq(node.expr)}",
@@ -247,7 +252,7 @@ class Program:
         for step in self.derivation.needed_steps():
             node, name = step.node, step.adjoint.name
             kind = "gradient" if node.role == "param" else "adjoint"
-            expr = self._stable(step.value)
+            expr = self._stable(step.value, self.ranks.get(name))
             equation = f"{name} = {self._eq(step.value)}"
             if not _is_matrix(expr):
                 expr = expr.xreplace(constants)
@@ -509,9 +514,11 @@ class _Writer:
         names = self.names.scope()
         statements, returns = self._function_statements(function, names)
         ranks = {**self.ranks, **_temp_ranks(statements, self.ranks)}
-        # products read as the chain rule: adjoint first, then weights (dz2 * w2, w2 * a1)
+        # products read as the chain rule: adjoint first, then weights (dz2 * w2, w2 * a1);
+        # a matrix level keeps the order of its products (X w1 is X * w1 for a 0-d w1)
         lead = [names(s.target) for s in self.p.backward_statements]
-        lead += [names(node.name) for node in self.model.params]
+        if not self.p.matrix:
+            lead += [names(node.name) for node in self.model.params]
         local = self.printer_class({"names": names.map, "ranks": ranks, "lead": tuple(lead)})
         adjoints = {names(st.target) for st in self.p.backward_statements}
         outs = _reuse_plan(statements, returns, self._shapes(), names, prefer=adjoints)

@@ -41,7 +41,7 @@ import sympy as sp
 
 from derive import registry
 
-from .printers import EquationPrinter, JaxPrinter
+from .printers import EquationPrinter, JaxPrinter, elementwise_form
 from .stable import stabilize
 
 #: Identifiers the printed function uses for itself.
@@ -129,8 +129,13 @@ def forward_source(model) -> str:
     printer = JaxPrinter({"names": ident, "ranks": ranks})
     equation = EquationPrinter()
 
-    def prep(expr):
-        return expr if isinstance(expr, sp.MatrixExpr) else sp.sympify(expr).xreplace(dims)
+    def prep(expr, rank=None):
+        if isinstance(expr, sp.MatrixExpr):  # X w1 with a 0-d w1 (a chain) is X * w1
+            elementwise = elementwise_form(expr, ranks, rank)
+            if elementwise is None:
+                return expr
+            expr = elementwise
+        return sp.sympify(expr).xreplace(dims)
 
     definitions = {
         node.symbol: prep(node.expr)
@@ -147,7 +152,7 @@ def forward_source(model) -> str:
             if code is not None:
                 body.append(f"{ident[node.name]} = {code}")
             continue
-        expr = prep(node.expr)
+        expr = prep(node.expr, ranks.get(node.name))
         if not isinstance(expr, sp.MatrixExpr):
             expr = stabilize(expr, definitions)
         code = printer.doprint(expr)

@@ -26,6 +26,7 @@ def run(capsys, *args) -> tuple[int, str, str]:
     [
         ["logreg:3"],
         ["chain:3"],
+        ["chain:3", "--level", "matrix", "--activation", "tanh", "--loss", "huber"],
         ["mlp:4-5-3", "--activation", "tanh", "--output", "softmax", "--loss", "cce"],
         ["J = 3*(a + b*c)"],
         ["mlp:3-4-2", "--activation", "relu", "--dtype", "float32", "--batch", "5"],

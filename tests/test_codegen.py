@@ -74,7 +74,12 @@ def test_kernel_exposes_params_forward_loss_and_loss_and_grads():
 
 
 def test_scalar_parameters_and_their_gradients_are_0d_arrays():
-    for model in (derive.chain(2), derive.logistic_regression(2, level="matrix")):
+    models = (
+        derive.chain(2),
+        derive.chain(2, level="matrix"),
+        derive.logistic_regression(2, level="matrix"),
+    )
+    for model in models:
         kernel = codegen(model.derive())
         params = kernel.random_params(seed=0)
         m = 3
@@ -161,6 +166,7 @@ GENERATED = {
     "mlp matrix": lambda: derive.mlp([4, 5, 3], activation="tanh").derive(),
     "mlp scalar, 12 inputs": lambda: derive.mlp([12, 3, 2], level="scalar").derive(),
     "chain": lambda: derive.chain(3, "elu", "huber").derive(),
+    "chain matrix": lambda: derive.chain(3, "relu", "bce", "sigmoid", level="matrix").derive(),
     "logreg": lambda: derive.logistic_regression(3, level="matrix").derive(),
     "sparse labels": lambda: derive.mlp([4, 5, 3], "leaky_relu", "softmax", "sparse_cce").derive(),
     "logits": lambda: derive.mlp([4, 5, 3], "softplus", "linear", "cce_logits").derive(),
@@ -201,6 +207,21 @@ def test_the_backward_pass_reads_like_the_textbook():
     assert "dW1 = X.T @ dZ1  # dW1 = Xᵀ dZ1" in body
     assert "db1 = ones @ dZ1  # db1 = 1ᵀ dZ1" in body
     assert "Z1 = X @ W1 + b1  # Z1 = X W1 + 1 b1" in body
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_chain_matrix_kernel_multiplies_its_0d_weights_and_sums_their_gradients(target):
+    """``X w1`` with a 0-d ``w1`` is ``X * w1`` (``@`` refuses a 0-d operand); ``Xᵀ dZ1`` and
+    ``1ᵀ dZ1`` for a 0-d gradient are sums over the batch, not ``(1, 1)`` arrays."""
+    np_ = {"numpy": "np", "jax": "jnp"}[target]
+    kernel = codegen(derive.chain(2, level="matrix").derive(), target=target)
+    body = function_source(kernel, "loss_and_grads" if target == "numpy" else "_loss_and_grads")
+    assert "Z1 = X * w1 + b1  # Z1 = X w1 + 1 b1" in body
+    assert "Z2 = A1 * w2 + b2  # Z2 = A1 w2 + 1 b2" in body
+    assert f"dw1 = {np_}.vdot(X, dZ1)  # dw1 = Xᵀ dZ1" in body
+    assert "db1 = dZ1.sum()  # db1 = 1ᵀ dZ1" in body
+    assert re.search(r"dA1 = .*dZ2.*\bw2\b.*  # dA1 = dZ2 w2ᵀ", body)
+    assert " @ " not in "".join(code_lines(body)) and "ones" not in body
 
 
 def test_softmax_cross_entropy_delta_is_a_minus_y_over_m():
@@ -387,6 +408,7 @@ JAX_MODELS = {
     "logreg matrix": lambda: derive.logistic_regression(3, level="matrix"),
     "logreg scalar": lambda: derive.logistic_regression(3),
     "chain": lambda: derive.chain(3, "sigmoid", "sse"),
+    "chain matrix": lambda: derive.chain(3, "tanh", "huber", "linear", level="matrix"),
     "scalar mlp": lambda: derive.mlp([2, 3, 2], "relu", level="scalar"),
 }
 

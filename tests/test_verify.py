@@ -89,6 +89,7 @@ def test_docstring_examples_run():
     [
         ("logreg:3", {}),
         ("chain:3", {}),
+        ("chain:3", dict(level="matrix")),
         ("mlp:4-5-3", dict(activation="tanh", output="softmax", loss="cce")),
         ("J = 3*(a + b*c)", {}),
     ],
