@@ -28,6 +28,7 @@ from sympy import Mul, Pow
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
+from derive.errors import BackpropInputError
 from derive.ops import total
 
 from .stable import maximum
@@ -306,6 +307,12 @@ class KernelPrinter(StrPrinter):
 
     def _print_NegativeInfinity(self, expr):
         return f"-{self.module}.inf"
+
+    def _print_ComplexInfinity(self, expr):
+        raise BackpropInputError("the expression has no value: it divides by zero (SymPy: zoo)")
+
+    def _print_NaN(self, expr):
+        raise BackpropInputError("the expression has no value (SymPy: nan)")
 
     def _print_BooleanTrue(self, expr):
         return "True"

@@ -45,6 +45,7 @@ import numpy as np
 import sympy as sp
 
 from derive import registry
+from derive.errors import BackpropInputError
 
 from . import finite_diff as fd
 from . import gradcheck
@@ -272,9 +273,15 @@ def sample_data(model, m: int, dtype="float64", seed=0) -> tuple[np.ndarray, np.
 
 
 def _draw(model, kernel, shapes, dtype, batch, seed, data):
-    """Seeded params (and data, unless given) at which the kernel's loss is finite."""
+    """Seeded params (and data, unless given) at which the kernel's loss is finite.
+
+    Only a loss that is not finite (or a floating-point error: ``1 / 0`` of Python numbers)
+    asks for another draw; any other exception of the kernel (a shape error, a typo) is the
+    kernel's, and propagates as it is.
+    """
     params_seed, data_seed = np.random.SeedSequence(seed).spawn(2)
     X, Y = sample_data(model, batch, dtype, data_seed) if data is None else data
+    value = math.nan
     for attempt in range(DRAWS):
         if attempt == 0:
             params = sample_params(shapes, dtype, params_seed)
@@ -283,11 +290,16 @@ def _draw(model, kernel, shapes, dtype, batch, seed, data):
             params = sample_params(shapes, dtype, seq, positive=attempt >= DRAWS // 2)
         with np.errstate(all="ignore"):
             try:
-                if np.isfinite(kernel.loss(params, X, Y)):
-                    return params, X, Y
-            except (ArithmeticError, ValueError):
-                pass
-    raise ValueError(f"no finite loss for {model.spec} at {DRAWS} random draws of the parameters")
+                value = kernel.loss(params, X, Y)
+            except ArithmeticError as err:
+                value = f"{type(err).__name__}: {err}"
+                continue
+            if np.isfinite(value):
+                return params, X, Y
+    raise BackpropInputError(
+        f"the loss of {model.spec} is not finite at any of {DRAWS} random draws of the "
+        f"parameters (the last gave {value})"
+    )
 
 
 # ---------------------------------------------------------------------------- comparing
@@ -356,11 +368,13 @@ def verify(
     deliberately broken one) to check that instead. Parameters (shapes from the kernel's
     ``PARAMS``) and a batch of ``batch`` examples are drawn from ``seed`` in ``dtype``,
     unless ``params`` / ``data=(X, Y)`` are given. Never raises on a wrong gradient: see
-    ``.ok``, ``.rows``, ``.mismatches``, ``.report()``.
+    ``.ok``, ``.rows``, ``.mismatches``, ``.report()``. Raises ``BackpropInputError`` (a
+    ValueError) for a kernel of other parameters than the model's and for a loss with no
+    finite value at any draw; an exception raised by the kernel itself propagates as it is.
     """
     dtype = str(np.dtype(dtype))
     if dtype not in TOLERANCES:
-        raise ValueError(f"dtype must be one of {', '.join(TOLERANCES)}, got {dtype!r}")
+        raise BackpropInputError(f"dtype must be one of {', '.join(TOLERANCES)}, got {dtype!r}")
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if kernel is None:
@@ -370,7 +384,7 @@ def verify(
     timings["derive + codegen"] = time.perf_counter() - start
     shapes = {name: tuple(shape) for name, shape in kernel.module.PARAMS.items()}
     if shapes != model.param_shapes():
-        raise ValueError(
+        raise BackpropInputError(
             f"the kernel's PARAMS {shapes} are not the parameters of {model.spec} "
             f"{model.param_shapes()}"
         )

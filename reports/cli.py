@@ -103,6 +103,7 @@ def cmd_check(args) -> int:
 
     if args.batch < 1:
         raise BackpropInputError(f"--batch must be a positive integer, got {args.batch}")
+    _check_seed(args.seed)
     result = verify(
         _model(args, for_kernels=True), dtype=args.dtype, batch=args.batch, seed=args.seed
     )
@@ -113,6 +114,7 @@ def cmd_check(args) -> int:
 def cmd_report(args) -> int:
     from .document import DEFAULT_OPTIONS, DEFAULT_SPEC, write_report
 
+    _check_seed(args.seed)
     if args.spec is None:  # the built-in default: Ng's two-layer planar classifier
         args.spec = DEFAULT_SPEC
         for option, value in DEFAULT_OPTIONS.items():
@@ -127,6 +129,11 @@ def cmd_report(args) -> int:
     )
     print(result.summary())
     return OK
+
+
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        raise BackpropInputError(f"--seed must be a non-negative integer, got {seed}")
 
 
 def _writable_file(path: str) -> Path:
@@ -154,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     except LatexError as err:  # pdflatex failed: the earlier report is kept
         print(f"backprop: error: {err}".splitlines()[0], file=sys.stderr)
         return MISMATCH
+    except MemoryError as err:  # a batch or a model too large for this machine
+        print(f"backprop: error: out of memory: {err}".rstrip(": "), file=sys.stderr)
+        return BAD_INPUT
     except OSError as err:  # unwritable output and the like: the user's to fix
         print(
             f"backprop: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),

@@ -70,9 +70,28 @@ def test_a_wrong_kernel_exits_1_and_says_where(capsys, monkeypatch, expr):
         (["logreg:3", "--batch", "0"], "--batch must be a positive integer"),
         (["mlp:4-x-2"], "bad size 'x'"),
         (["logreg:3", "--dtype", "float16"], "invalid choice"),
+        (["logreg:3", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["J = log(-a**2 - 1)"], "is not finite at any of 8 random draws"),
+        (["J = x/0"], "divides by zero"),
+        (["logreg:3", "--batch", str(10**13)], "out of memory"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, args, message):
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_generated_kernel_that_raises_is_a_bug_shown_with_its_traceback(monkeypatch):
+    """Not bad input: the exception reaches the caller (exit 1 and a traceback from the
+    console script), never turned into a misleading one-liner."""
+    right = codegen_module.codegen
+
+    def matmul_codegen(derivation, target="numpy"):
+        kernel = right(derivation, target)
+        kernel.source = kernel.source.replace("X * w1", "X @ w1")
+        return kernel
+
+    monkeypatch.setattr(codegen_module, "codegen", matmul_codegen)
+    with pytest.raises(ValueError, match="matmul"):
+        main(["check", "chain:2", "--level", "matrix"])

@@ -169,6 +169,27 @@ def test_parameters_of_a_log_are_drawn_where_the_loss_is_finite():
     assert result.params["a"] > 0 and result.params["b"] >= 0
 
 
+def test_a_loss_with_no_finite_value_anywhere_is_an_input_error():
+    with pytest.raises(derive.BackpropInputError, match="not finite at any of 8 random draws"):
+        verify(derive.from_expr("J = log(-a**2 - 1)"))
+
+
+def test_a_kernel_that_raises_is_not_redrawn_but_raises_as_itself():
+    """A shape error in the kernel (``@`` with a 0-d weight) is the kernel's bug: it must not
+    turn into "no finite loss" after a round of redraws."""
+    model, kernel = built("chain:2", level="matrix")
+    source = kernel.source.replace("X * w1", "X @ w1")
+    assert source != kernel.source
+    calls = []
+
+    broken = _variant(kernel, source, "X @ w1")
+    loss = broken.module.loss
+    broken.module.loss = lambda *args: calls.append(1) or loss(*args)
+    with pytest.raises(ValueError, match="matmul") as caught:
+        verify(model, kernel=broken)
+    assert not isinstance(caught.value, derive.BackpropInputError) and len(calls) == 1
+
+
 # ---------------------------------------------------------------------------- wrong kernels
 
 MLP = ("mlp:4-3-3", dict(activation="tanh", output="softmax", loss="cce"))
@@ -241,7 +262,7 @@ def test_malformed_gradients_are_mismatches_not_crashes():
 def test_a_kernel_for_another_model_is_refused():
     model, _ = built("logreg:3")
     _, other = built("logreg:4")
-    with pytest.raises(ValueError, match="not the parameters of logreg:3"):
+    with pytest.raises(derive.BackpropInputError, match="not the parameters of logreg:3"):
         verify(model, kernel=other)
 
 
