@@ -84,9 +84,10 @@ ACTIVATIONS: dict[str, Activation] = {
         ),
         _elementwise(
             "leaky_relu",
-            lambda t: Piecewise((t, t > 0), (Rational(1, 100) * t, True)),
+            # z >= 0, not z > 0: at the kink JAX's leaky_relu takes slope 1 (relu's is 0)
+            lambda t: Piecewise((t, t >= 0), (Rational(1, 100) * t, True)),
             r"\operatorname{LReLU}",
-            "z for z > 0, 0.01 z otherwise",
+            "z for z >= 0, 0.01 z otherwise",
         ),
         _elementwise(
             "elu",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 MISSING_ENGINE = (
     "report.pdf not made: no pdflatex on this machine; install it with "
-    "'sudo apt install texlive-latex-recommended latexmk' (or TeX Live/MacTeX/MiKTeX), "
-    "then run 'latexmk -pdf report.tex' in the report directory"
+    "'sudo apt install texlive-latex-recommended texlive-fonts-recommended' (or TeX Live, "
+    "MacTeX, MiKTeX), then run the same backprop report again"
 )
 #: overfull boxes wider than this (in pt) count as running off the page
 OVERFULL_PT = 1.0
