@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 
     import derive
     from bench import baselines
-    from numeric.codegen import codegen
+    from numeric import codegen
 
     print("thread pins:", ", ".join(f"{k}={v}" for k, v in pins.items()))
     other = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_") and k not in pins}
@@ -268,7 +268,7 @@ def _fmt(seconds: float) -> str:
 _COLD = """
 import time
 import derive
-from numeric.codegen import codegen
+from numeric import codegen
 start = time.perf_counter()
 derivation = derive.mlp([784, 512, 10], activation="relu").derive()
 derived = time.perf_counter()

@@ -145,7 +145,7 @@ def flower(m: int = 400, seed: int = 1):
 
 
 try:
-    from numeric.codegen import codegen
+    from numeric import codegen
 except ImportError:
     codegen = None
 

@@ -1,13 +1,21 @@
 """numeric: NumPy kernels generated from a derivation, and gradient checks that prove them.
 
-``codegen`` prints a Derivation as a NumPy (or JAX) module; ``check_gradients`` and
+``codegen`` prints a Derivation as a NumPy (or JAX) module, a :class:`Kernel`; ``load``
+imports one that was saved. ``verify`` checks a kernel against JAX autodiff of the forward
+graph and finite differences, and returns a :class:`Verification` (its table: one
+:class:`Row` per parameter, every :class:`Mismatch`). ``check_gradients`` and
 ``assert_gradients`` check any gradient, hand-written or generated, against finite
-differences. The hypothesis strategies (``numeric.strategies``) and the pytest plugin
+differences.
+
+The functions live in modules named apart from them (``numeric.generator``,
+``numeric.verification``), so ``numeric.codegen`` and ``numeric.verify`` are always the
+functions. Importing ``numeric`` does not import JAX: the JAX route imports it when it runs.
+The hypothesis strategies (``numeric.strategies``) and the pytest plugin
 (``numeric.pytest_plugin``) need the dev extras and are imported on their own.
 """
 
-from .codegen import codegen
 from .finite_diff import numeric_gradient, partial_derivative
+from .generator import TARGETS, codegen
 from .gradcheck import (
     EntryFinding,
     GradcheckInputError,
@@ -16,17 +24,25 @@ from .gradcheck import (
     assert_gradients,
     check_gradients,
 )
-from .kernel import Kernel
+from .kernel import Kernel, KernelLine, load
+from .verification import Mismatch, Row, Verification, verify
 
 __all__ = [
+    "TARGETS",
     "EntryFinding",
     "GradcheckInputError",
     "GradcheckResult",
     "Kernel",
+    "KernelLine",
+    "Mismatch",
     "ParamFinding",
+    "Row",
+    "Verification",
     "assert_gradients",
     "check_gradients",
     "codegen",
+    "load",
     "numeric_gradient",
     "partial_derivative",
+    "verify",
 ]

@@ -1,7 +1,7 @@
 """``Kernel``: the source of a generated module, where each line comes from, and the module.
 
 >>> import derive
->>> from numeric.codegen import codegen
+>>> from numeric import codegen
 >>> kernel = codegen(derive.logistic_regression(3, level="matrix").derive())
 >>> kernel.params
 {'w': (3,), 'b': ()}

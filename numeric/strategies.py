@@ -311,7 +311,7 @@ def data_for_spec(spec: ModelSpec, m=None, dtype=np.float64):
 
 def data_for_model(model, m=None, dtype=np.float64, x_elements=None):
     """A batch ``(X, Y)`` for a built model (any kind, expressions too: ``X`` holds their
-    inputs as columns and ``Y`` is ``(m, 0)``), shaped as :func:`numeric.verify.data_shapes`
+    inputs as columns and ``Y`` is ``(m, 0)``), shaped as :func:`numeric.verification.data_shapes`
     says and with the targets its loss takes.
 
     >>> from hypothesis import given
@@ -322,7 +322,7 @@ def data_for_model(model, m=None, dtype=np.float64, x_elements=None):
     ...     assert xy[0].shape == (3, 2) and xy[1].shape == (3, 0)
     >>> test()
     """
-    from numeric.verify import data_shapes, target_kind
+    from numeric.verification import data_shapes, target_kind
 
     def draw(m_: int):
         shapes = data_shapes(model, m_)

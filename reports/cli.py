@@ -99,7 +99,7 @@ def cmd_codegen(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from numeric.verify import verify
+    from numeric import verify
 
     if args.batch < 1:
         raise BackpropInputError(f"--batch must be a positive integer, got {args.batch}")

@@ -178,7 +178,7 @@ def _fill(ctx: ReportContext, build: Path, say) -> None:
 def _try_codegen(ctx: ReportContext, say):
     """The generated kernel, when ``numeric.codegen`` is there; None otherwise."""
     try:
-        from numeric.codegen import codegen
+        from numeric import codegen
     except ImportError:
         return None
     # the level the CLI's codegen uses: scalar for chains, matrix for the rest
@@ -194,7 +194,7 @@ def _try_codegen(ctx: ReportContext, say):
 def _try_verify(ctx: ReportContext, say):
     """``numeric.verify`` of the kernel on a random batch, when numeric has it."""
     try:
-        from numeric.verify import verify
+        from numeric import verify
     except ImportError:
         return None
     derivation = getattr(ctx.kernel, "derivation", None)

@@ -1,18 +1,14 @@
 """``backprop check``: the table on stdout, exit 0 when kernel, JAX and FD agree, 1 on a
 mismatch, 2 on bad input (one line on stderr)."""
 
-import importlib
-
 import pytest
 
+from numeric import generator
 from reports.cli import main
 
 from .test_verify import with_gradient
 
 pytest.importorskip("jax")
-
-# the module, not the function numeric/__init__.py exports under the same name
-codegen_module = importlib.import_module("numeric.codegen")
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -50,12 +46,12 @@ def test_the_options_reach_the_check(capsys):
 
 @pytest.mark.parametrize("expr", ["2 * g", "-g", "g * m"])
 def test_a_wrong_kernel_exits_1_and_says_where(capsys, monkeypatch, expr):
-    right = codegen_module.codegen
+    right = generator.codegen
 
     def broken_codegen(derivation, target="numpy"):
         return with_gradient(right(derivation, target), "W2", expr)
 
-    monkeypatch.setattr(codegen_module, "codegen", broken_codegen)
+    monkeypatch.setattr(generator, "codegen", broken_codegen)
     code, out, err = run(capsys, "mlp:4-3-2", "--activation", "tanh")
     assert code == 1, out + err
     w2 = next(line for line in out.splitlines() if line.startswith("  W2 "))
@@ -85,13 +81,13 @@ def test_bad_input_exits_2_with_one_line(capsys, args, message):
 def test_a_generated_kernel_that_raises_is_a_bug_shown_with_its_traceback(monkeypatch):
     """Not bad input: the exception reaches the caller (exit 1 and a traceback from the
     console script), never turned into a misleading one-liner."""
-    right = codegen_module.codegen
+    right = generator.codegen
 
     def matmul_codegen(derivation, target="numpy"):
         kernel = right(derivation, target)
         kernel.source = kernel.source.replace("X * w1", "X @ w1")
         return kernel
 
-    monkeypatch.setattr(codegen_module, "codegen", matmul_codegen)
+    monkeypatch.setattr(generator, "codegen", matmul_codegen)
     with pytest.raises(ValueError, match="matmul"):
         main(["check", "chain:2", "--level", "matrix"])

@@ -7,6 +7,7 @@ test proves one property of the printed code.
 from __future__ import annotations
 
 import ast
+import pkgutil
 import re
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 import derive
 from derive import registry
-from numeric.codegen import TARGETS, codegen
+from numeric import TARGETS, codegen
 from numeric.kernel import Kernel, load
 
 from .test_codegen_agreement import (
@@ -149,6 +150,30 @@ def test_a_jax_kernel_imports_jax_only():
     imports = [n for n in ast.walk(ast.parse(kernel.source)) if isinstance(n, ast.Import)]
     assert sorted(alias.name for n in imports for alias in n.names) == ["jax", "jax.numpy"]
     assert not re.search(r"(?<!j)np\.", kernel.source)
+
+
+def test_numeric_exports_its_api_without_importing_jax():
+    code = (
+        "import sys, numeric\n"
+        "assert 'jax' not in sys.modules, 'import numeric imported JAX'\n"
+        "from numeric import (TARGETS, Kernel, KernelLine, Mismatch, Row, Verification,\n"
+        "                     codegen, load, verify)\n"
+        "assert callable(codegen) and callable(verify) and callable(load)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_no_exported_name_shadows_a_module_of_the_package():
+    """``numeric.codegen`` is the function, always; its module has another name, so
+    ``import numeric.generator as g`` and ``monkeypatch.setattr("numeric.generator.codegen")``
+    reach the module."""
+    import numeric
+    import numeric.generator as generator
+
+    modules = {info.name for info in pkgutil.iter_modules(numeric.__path__)}
+    assert not modules & set(numeric.__all__)
+    assert generator.TARGETS is numeric.TARGETS and generator.codegen is numeric.codegen
 
 
 def test_save_writes_a_module_that_imports_and_computes_the_same(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 
 import derive
 from derive import registry
-from numeric.codegen import codegen
+from numeric import codegen
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy

@@ -295,7 +295,7 @@ def test_every_kind_of_model_gets_a_report_whose_gradients_check_out(spec, optio
 
 
 def test_generated_kernel_is_listed_and_checked_when_codegen_is_there(tmp_path):
-    pytest.importorskip("numeric.codegen")
+    pytest.importorskip("numeric.generator")
     result, text = tex_of(default_model(level="matrix"), tmp_path)
     assert r"\begin{lstlisting}" in text and r"\eqref{eq:m:dZ2}" in text
     verification = text[text.index(r"\section{Verification}") :]

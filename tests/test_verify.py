@@ -16,11 +16,10 @@ from hypothesis import strategies as st
 
 import derive
 from derive.spec import build
-from numeric import jax_route, strategies
-from numeric import verify as verify_module
-from numeric.codegen import codegen
+from numeric import codegen, jax_route, strategies
+from numeric import verification as verify_module
 from numeric.kernel import Kernel
-from numeric.verify import data_shapes, sample_data, sample_params, verify
+from numeric.verification import data_shapes, sample_data, sample_params, verify
 
 jax = pytest.importorskip("jax")
 

@@ -1,5 +1,8 @@
 """Verify a generated kernel: three independent routes to the gradient must agree.
 
+The package exports :func:`verify` as ``numeric.verify``; this module holds it, the
+:class:`Verification` it returns, and how that is judged and reported.
+
 1. **kernel** — the generated NumPy kernel's ``loss_and_grads`` (backprop as derived);
 2. **JAX** — ``jax.grad`` of the model's *forward* graph printed to ``jax.numpy``
    (:mod:`numeric.jax_route`; never the derived gradients), in float64;
@@ -364,7 +367,7 @@ def verify(
 ) -> Verification:
     """Check the kernel of ``model`` against JAX autodiff and finite differences.
 
-    ``kernel`` defaults to ``numeric.codegen.codegen(model.derive())``; pass another (e.g. a
+    ``kernel`` defaults to ``numeric.codegen(model.derive())``; pass another (e.g. a
     deliberately broken one) to check that instead. Parameters (shapes from the kernel's
     ``PARAMS``) and a batch of ``batch`` examples are drawn from ``seed`` in ``dtype``,
     unless ``params`` / ``data=(X, Y)`` are given. Never raises on a wrong gradient: see
@@ -378,7 +381,7 @@ def verify(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if kernel is None:
-        from .codegen import codegen
+        from .generator import codegen
 
         kernel = codegen(model.derive())
     timings["derive + codegen"] = time.perf_counter() - start

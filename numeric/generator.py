@@ -1,4 +1,6 @@
-"""codegen: vectorized NumPy (or JAX) kernels printed from a Derivation.
+"""The kernel generator: :func:`codegen` prints a Derivation as a vectorized NumPy (or JAX)
+kernel module. The package exports the function as ``numeric.codegen``; this module (not
+named ``codegen``, so that name is never both) holds it and the :class:`Program` it prints.
 
 The kernel is the Derivation read aloud: one line per forward node (``Z1 = X @ W1 + b1``),
 one line per backward step (``dZ2 = (A2 - Y) / m``, ``dW2 = A1.T @ dZ2``), each with the
