@@ -12,14 +12,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import linecache
+import re
 import types
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from derive.errors import BackpropInputError
+
+FUNCTIONS = ("forward", "loss", "loss_and_grads")
 
 
 class KernelLine(NamedTuple):
@@ -42,7 +46,10 @@ class Kernel:
     ``module`` (the loaded module: ``PARAMS``, ``forward``, ``loss``, ``loss_and_grads``).
 
     The three functions are also reachable on the kernel itself (``kernel.forward``).
+    ``path`` is the file a kernel was read from (:meth:`from_file`), None for a generated one.
     """
+
+    path: Path | None = None
 
     def __init__(
         self,
@@ -59,6 +66,33 @@ class Kernel:
         self.target = target
         self.derivation = derivation
         self.name = name
+
+    @classmethod
+    def from_file(cls, path) -> Kernel:
+        """A kernel module saved with :meth:`save` (and perhaps edited since), as a Kernel:
+        its module is imported from the file itself, so a traceback shows the file's lines.
+        ``lines`` is empty and ``derivation`` None: nothing says what a line implements.
+
+        Raises ``BackpropInputError`` when the module lacks the contract (``PARAMS``,
+        ``forward``, ``loss``, ``loss_and_grads``); errors of the file itself (a syntax
+        error, a failing import) propagate as they are.
+        """
+        path = Path(path)
+        module = load(path)
+        missing = [f"{f}()" for f in FUNCTIONS if not callable(getattr(module, f, None))]
+        if not hasattr(module, "PARAMS"):
+            missing.insert(0, "PARAMS")
+        if missing:
+            raise BackpropInputError(
+                f"{path} is not a kernel module: it defines no {', '.join(missing)}"
+            )
+        params = _shapes(module.PARAMS, path)
+        source = path.read_text()
+        target = "jax" if re.search(r"^import jax\b", source, re.MULTILINE) else "numpy"
+        kernel = cls(source, [], params, target, name=path.stem)
+        kernel.path = path
+        kernel.__dict__["module"] = module  # what `module` would compile: the file's own
+        return kernel
 
     def __repr__(self) -> str:
         spec = self.derivation.model.spec if self.derivation is not None else self.name
@@ -116,12 +150,27 @@ class Kernel:
 
 
 def load(path) -> types.ModuleType:
-    """Import a kernel saved with :meth:`Kernel.save`."""
+    """Import a kernel saved with :meth:`Kernel.save`, as the file reads now: compiled from
+    its text, never from a cached ``.pyc`` (an edit within the second it was cached, of the
+    same size, would not be seen)."""
     path = Path(path)
-    spec = importlib.util.spec_from_file_location(_module_name(path.stem), path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = types.ModuleType(_module_name(path.stem))
+    module.__file__ = str(path)
+    exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
     return module
+
+
+def _shapes(params, path) -> dict[str, tuple[int, ...]]:
+    """``PARAMS`` of a kernel file as ``{name: shape}``, or a clear error."""
+    try:
+        shapes = {str(name): tuple(int(n) for n in shape) for name, shape in params.items()}
+    except (AttributeError, TypeError, ValueError):
+        shapes = None
+    if shapes is None or any(n < 0 for shape in shapes.values() for n in shape):
+        raise BackpropInputError(
+            f"{path}: PARAMS must map each parameter name to its shape, got {params!r}"
+        )
+    return shapes
 
 
 def _module_name(name: str) -> str:

@@ -157,7 +157,8 @@ class Mismatch:
 class Verification:
     """Outcome of :func:`verify`: the table (``rows``), what disagreed, and how it was run.
 
-    ``params``, ``X`` and ``Y`` are the values checked at (to reproduce a finding).
+    ``params``, ``X`` and ``Y`` are the values checked at (to reproduce a finding);
+    ``kernel_file`` the file the kernel was read from ("" for a generated kernel).
     """
 
     model: str
@@ -173,6 +174,7 @@ class Verification:
     kinks: tuple[tuple[str, tuple[int, ...]], ...]
     fd_mode: str
     notes: tuple[str, ...] = ()
+    kernel_file: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     params: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     X: np.ndarray | None = field(default=None, repr=False)
@@ -384,7 +386,9 @@ def verify(
         from .generator import codegen
 
         kernel = codegen(model.derive())
-    timings["derive + codegen"] = time.perf_counter() - start
+        timings["derive + codegen"] = time.perf_counter() - start
+    if getattr(kernel, "target", "numpy") == "jax":
+        kernel = _X64(kernel)
     shapes = {name: tuple(shape) for name, shape in kernel.module.PARAMS.items()}
     if shapes != model.param_shapes():
         raise BackpropInputError(
@@ -483,12 +487,33 @@ def verify(
         mismatches=tuple(mismatches),
         kinks=tuple(kinks),
         fd_mode=fd_mode,
+        kernel_file=str(getattr(kernel, "path", None) or ""),
         notes=tuple(notes),
         timings=timings,
         params=params,
         X=X,
         Y=Y,
     )
+
+
+class _X64:
+    """A JAX kernel run in JAX's x64 mode: without it, float64 inputs compute in float32."""
+
+    def __init__(self, kernel):
+        self.kernel, self.module, self.path = kernel, kernel.module, getattr(kernel, "path", None)
+
+    def loss(self, *args):
+        import jax
+
+        with jax.enable_x64(True):
+            return self.kernel.loss(*args)
+
+    def loss_and_grads(self, *args):
+        import jax
+
+        with jax.enable_x64(True):
+            J, grads = self.kernel.loss_and_grads(*args)
+            return J, {name: np.asarray(g) for name, g in grads.items()}
 
 
 def _kernel_grads(kernel, params, X, Y, shapes):
@@ -667,6 +692,7 @@ def _render(v: Verification) -> str:
     fd_how = "every entry" if v.fd_mode == "exact" else "projections + sampled entries (note)"
     lines = [
         f"backprop check {v.model} ({v.about})",
+        *([f"  kernel: {v.kernel_file}"] if v.kernel_file else []),
         f"  {v.dtype}, batch {v.batch}, seed {v.seed}",
         f"  JAX {v.jax_version}: jax.grad of the forward graph, float64",
         f"  FD: finite differences of the kernel's loss, float64, {fd_how}",

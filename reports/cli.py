@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from derive import ACTIVATIONS, LOSSES, BackpropInputError
@@ -60,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--batch", type=int, default=8, help="examples in the test batch")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--kernel",
+        metavar="FILE",
+        help="check this kernel module (one 'backprop codegen -o' wrote, perhaps edited since) "
+        "instead of a freshly generated one",
+    )
 
     p = sub.add_parser("report", help="write the LaTeX derivation report (and its PDF)")
     _model_options(p, spec_required=False)
@@ -104,11 +111,62 @@ def cmd_check(args) -> int:
     if args.batch < 1:
         raise BackpropInputError(f"--batch must be a positive integer, got {args.batch}")
     _check_seed(args.seed)
-    result = verify(
-        _model(args, for_kernels=True), dtype=args.dtype, batch=args.batch, seed=args.seed
-    )
+    model = _model(args, for_kernels=True)
+    kernel = _kernel_file(args.kernel, model) if args.kernel else None
+    try:
+        result = verify(model, args.dtype, args.batch, args.seed, kernel=kernel)
+    except Exception as err:
+        frame = _frame_in(err, kernel.path) if kernel is not None else None
+        if frame is None:  # not the user's kernel: a bug, shown with its traceback
+            raise
+        raise BackpropInputError(
+            f"{kernel.path}, line {frame.lineno}, in {frame.name}: "
+            f"{type(err).__name__}: {err}".splitlines()[0]
+        ) from err
     print(result.report())
     return OK if result.ok else MISMATCH
+
+
+def _kernel_file(path: str, model):
+    """The kernel module in ``path``, checked to be one for ``model`` (its PARAMS)."""
+    from numeric import Kernel
+
+    if Path(path).is_dir():
+        raise BackpropInputError(f"--kernel {path!r} is a directory; give the kernel's .py file")
+    try:
+        kernel = Kernel.from_file(path)
+    except SyntaxError as err:
+        raise BackpropInputError(f"{path}, line {err.lineno}: SyntaxError: {err.msg}") from err
+    except (BackpropInputError, OSError):
+        raise
+    except Exception as err:  # the file's own code failed while it was imported
+        frame = _frame_in(err, Path(path))
+        where = f", line {frame.lineno}" if frame is not None else ""
+        message = f"{path}{where}: {type(err).__name__}: {err}".splitlines()[0]
+        raise BackpropInputError(f"cannot import the kernel: {message}") from err
+    wanted = model.param_shapes()
+    if kernel.params != wanted:
+        raise BackpropInputError(
+            f"{path} is not a kernel for {model.spec}: {_params_difference(kernel.params, wanted)}"
+        )
+    return kernel
+
+
+def _frame_in(err: BaseException, path: Path):
+    """The innermost frame of ``err``'s traceback that runs the file ``path``, or None."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == str(path)]
+    return frames[-1] if frames else None
+
+
+def _params_difference(found: dict, wanted: dict) -> str:
+    """How a kernel's PARAMS differ from a model's: other names, or other shapes."""
+    if set(found) != set(wanted):
+        return f"its PARAMS are {', '.join(found)}; the model's are {', '.join(wanted)}"
+    return "; ".join(
+        f"{name} is {found[name]} in the kernel, {shape} in the model"
+        for name, shape in wanted.items()
+        if found[name] != shape
+    )
 
 
 def cmd_report(args) -> int:

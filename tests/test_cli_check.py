@@ -1,6 +1,9 @@
 """``backprop check``: the table on stdout, exit 0 when kernel, JAX and FD agree, 1 on a
 mismatch, 2 on bad input (one line on stderr)."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from numeric import generator
@@ -91,3 +94,108 @@ def test_a_generated_kernel_that_raises_is_a_bug_shown_with_its_traceback(monkey
     monkeypatch.setattr(generator, "codegen", matmul_codegen)
     with pytest.raises(ValueError, match="matmul"):
         main(["check", "chain:2", "--level", "matrix"])
+
+
+# ---------------------------------------------------------------------------- --kernel FILE
+
+
+def saved_kernel(capsys, tmp_path, *args, name="kernel.py") -> Path:
+    """``backprop codegen ARGS -o FILE``: the file a user would check (and edit)."""
+    path = tmp_path / name
+    assert main(["codegen", *args, "-o", str(path)]) == 0
+    capsys.readouterr()
+    return path
+
+
+def edited(path: Path, old: str, new: str, name: str) -> Path:
+    """A copy of the kernel file with one line edited, the way a person's slip looks."""
+    source = path.read_text()
+    lines = [line for line in source.splitlines() if line.lstrip().startswith(old)]
+    assert len(lines) == 1, f"no single line starting with {old!r}"
+    out = path.with_name(name)
+    out.write_text(source.replace(lines[0], lines[0].replace(old, new, 1)))
+    return out
+
+
+MLP_ARGS = ["mlp:4-3-2", "--activation", "tanh"]
+
+
+@pytest.mark.parametrize(
+    "args", [MLP_ARGS, ["chain:2", "--level", "matrix"], ["chain:1", "--target", "jax"]]
+)
+def test_a_saved_kernel_file_is_checked_and_named_in_the_report(capsys, tmp_path, args):
+    spec_args = [a for a in args if a not in ("--target", "jax")]
+    path = saved_kernel(capsys, tmp_path, *args)
+    code, out, err = run(capsys, *spec_args, "--kernel", str(path))
+    assert code == 0, out + err
+    assert f"  kernel: {path}\n" in out
+    assert out.rstrip().endswith("ok: kernel, JAX and FD agree")
+
+
+@pytest.mark.parametrize(
+    "args, old, new, broken, hint",
+    [  # dZ2 without its 1/m: every gradient is m times too large
+        (MLP_ARGS, "dZ2 = (A2 - Y) / m", "dZ2 = A2 - Y", {"W1", "b1", "W2", "b2"}, "1/m"),
+        (MLP_ARGS, "dW2 = A1.T @ dZ2", "dW2 = 2 * A1.T @ dZ2", {"W2"}, "off by ×2"),
+        (
+            ["chain:2", "--level", "matrix"],
+            "dw1 = np.vdot(X, dZ1)",
+            "dw1 = -np.vdot(X, dZ1)",
+            {"w1"},
+            "sign",
+        ),
+    ],
+)
+def test_a_hand_broken_kernel_file_exits_1_and_the_table_says_where(
+    capsys, tmp_path, args, old, new, broken, hint
+):
+    path = edited(saved_kernel(capsys, tmp_path, *args), old, new, "broken.py")
+    code, out, err = run(capsys, *args, "--kernel", str(path))
+    assert code == 1 and err == "", out + err
+    rows = {m[1]: m[0] for m in re.finditer(r"^  (\w+) +\(.*$", out, re.MULTILINE)}
+    assert broken <= set(rows) and len(rows) >= 2, out
+    for name, row in rows.items():
+        assert row.endswith("MISMATCH (JAX and FD)") == (name in broken), out
+    assert hint in out and out.rstrip().splitlines()[-1].startswith("MISMATCH")
+
+
+def test_a_kernel_file_for_other_parameters_exits_2_with_one_line(capsys, tmp_path):
+    path = saved_kernel(capsys, tmp_path, *MLP_ARGS)
+    code, out, err = run(capsys, "mlp:4-5-2", "--kernel", str(path))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"{path} is not a kernel for mlp:4-5-2: W1 is (4, 3) in the kernel" in err
+    code, _, err = run(capsys, "chain:2", "--kernel", str(path))
+    assert code == 2 and "its PARAMS are W1, b1, W2, b2; the model's are w1, b1" in err
+
+
+def test_a_kernel_file_that_raises_exits_2_naming_its_line(capsys, tmp_path):
+    saved = saved_kernel(capsys, tmp_path, *MLP_ARGS)
+    path = edited(saved, "dZ2 = (A2 - Y) / m", "dZ2 = (A2 - Y) @ np.ones((3, 3)) / m", "r.py")
+    lines = enumerate(path.read_text().splitlines(), start=1)
+    line = next(k for k, text in lines if "np.ones((3, 3))" in text)
+    code, out, err = run(capsys, *MLP_ARGS, "--kernel", str(path))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"{path}, line {line}, in loss_and_grads: ValueError: matmul" in err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("x = (\n", "line 1: SyntaxError"),
+        ("import no_such_module_here\n", "ModuleNotFoundError: No module named"),
+        ("PARAMS = {}\n", "is not a kernel module: it defines no forward(), loss()"),
+        (
+            "PARAMS = 3\ndef forward(p, X): pass\ndef loss(p, X, Y): pass\n"
+            "def loss_and_grads(p, X, Y): pass\n",
+            "PARAMS must map each parameter name",
+        ),
+        (None, "No such file or directory"),
+    ],
+)
+def test_a_file_that_is_not_a_kernel_exits_2_with_one_line(capsys, tmp_path, text, message):
+    path = tmp_path / "not_a_kernel.py"
+    if text is not None:
+        path.write_text(text)
+    code, out, err = run(capsys, "chain:2", "--kernel", str(path))
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1

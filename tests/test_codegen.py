@@ -187,6 +187,23 @@ def test_save_writes_a_module_that_imports_and_computes_the_same(tmp_path):
     assert kernel.save(tmp_path).name.endswith(".py")  # a directory gets a file named after it
 
 
+def test_a_kernel_file_is_read_as_it_is_now_even_after_a_same_size_edit(tmp_path, monkeypatch):
+    """No stale ``.pyc``: an edit in the same second that keeps the size is still seen."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as for most users
+    kernel = codegen(derive.chain(1, level="matrix").derive())
+    path = kernel.save(tmp_path / "chain.py")
+    params, X, Y = kernel.random_params(seed=1), np.ones((3, 1)), np.zeros((3, 1))
+    assert load(path).loss(params, X, Y) == kernel.loss(params, X, Y)
+    head, tail = kernel.source.split("def loss(")
+    path.write_text(head + "def loss(" + tail.replace(") / m", ") * m", 1))  # J * m**2
+    assert path.stat().st_size == len(kernel.source.encode())
+    assert load(path).loss(params, X, Y) == pytest.approx(9 * kernel.loss(params, X, Y))
+    from_file = Kernel.from_file(path)
+    assert from_file.path == path and from_file.params == kernel.params and not from_file.lines
+    assert from_file.loss(params, X, Y) == pytest.approx(9 * kernel.loss(params, X, Y))
+    assert not (tmp_path / "__pycache__").exists()
+
+
 GENERATED = {
     "mlp matrix": lambda: derive.mlp([4, 5, 3], activation="tanh").derive(),
     "mlp scalar, 12 inputs": lambda: derive.mlp([12, 3, 2], level="scalar").derive(),
