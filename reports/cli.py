@@ -7,6 +7,7 @@ Exit codes: 0 ok; 1 a verification mismatch (or a PDF that failed to compile); 2
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -17,6 +18,7 @@ from derive.spec import FORMS, build
 from .tex import LatexError
 
 OK, MISMATCH, BAD_INPUT = 0, 1, 2
+SIGPIPE_EXIT = 141  # what a shell reports for a process its pipe's reader closed on
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,13 +32,16 @@ def _model_options(parser: argparse.ArgumentParser, spec_required: bool = True) 
     parser.add_argument("spec", nargs=None if spec_required else "?", help=f"model: {FORMS}")
     parser.add_argument("--activation", help=f"hidden activation: {', '.join(ACTIVATIONS)}")
     parser.add_argument(
-        "--output", help="output activation (default: sigmoid for 1 output, softmax for more)"
+        "--output",
+        help="output activation (default: mlp sigmoid for 1 output, softmax for more; "
+        "chain its hidden activation)",
     )
     parser.add_argument("--loss", help=f"loss: {', '.join(LOSSES)}")
     parser.add_argument(
         "--level",
         choices=["scalar", "matrix"],
-        help="graph level (default: matrix for mlp, scalar otherwise)",
+        help="graph level (default: matrix for mlp, scalar otherwise; codegen and check "
+        "build logreg at the matrix level)",
     )
 
 
@@ -222,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError as err:  # a batch or a model too large for this machine
         print(f"backprop: error: out of memory: {err}".rstrip(": "), file=sys.stderr)
         return BAD_INPUT
+    except BrokenPipeError:  # the reader left early (backprop derive ... | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
     except OSError as err:  # unwritable output and the like: the user's to fix
         print(
             f"backprop: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
