@@ -1,6 +1,7 @@
 """Bad input gets a ValueError that names the bad value and what is allowed; the CLI turns it
 into one line on stderr and exit code 2."""
 
+import re
 import subprocess
 import sys
 
@@ -86,10 +87,17 @@ def test_expression_parameter_must_be_in_the_expression():
         derive.from_expr("a*b", params=["z"])
 
 
+@pytest.mark.parametrize("text", ["J = x/0", "J = log(0)*x", "J = x*0/0"])
+def test_undefined_expressions_are_refused_by_name(text):
+    with pytest.raises(BackpropInputError, match=re.escape(repr(text)) + " is undefined"):
+        derive.from_expr(text)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["derive", "mlp:4-0-2"],
+        ["derive", "J = x/0"],
         ["derive", "mlp:3-1", "--loss", "cce"],
         ["derive", "mlp:3-2", "--activation", "swish"],
         ["derive", "nonsense:1"],
