@@ -240,6 +240,14 @@ def test_generated_sources_pass_ruff_check_and_ruff_format(tmp_path, target):
 # ---------------------------------------------------------------------------- how it reads
 
 
+def test_a_long_title_is_wrapped_in_the_docstring_not_cut():
+    model = derive.mlp([784, 512, 10], "relu", "linear", "cce_logits")
+    doc = ast.get_docstring(ast.parse(codegen(model.derive()).source))
+    assert "(relu hidden layers, linear output, cce_logits loss), matrix level." in " ".join(
+        doc.split()
+    )
+
+
 def test_the_backward_pass_reads_like_the_textbook():
     kernel = mlp_kernel([4, 3, 2], activation="sigmoid", output="sigmoid", loss="bce")
     body = function_source(kernel, "loss_and_grads")
