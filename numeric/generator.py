@@ -538,7 +538,14 @@ class _Writer:
             equation = s.equation
             if out is not None and not operand and code != local.doprint(s.expr):
                 equation += f", in {out}'s memory"  # say why an unrelated name is written
-            for text in wrap_statement(f"{lhs} = ", code, equation):
+            split = local.bias_in_place(s.expr) if out is None and s.code is None else None
+            if split:  # Z1 = X @ W1, then Z1 += b1: no second array for the sum
+                product, bias = split
+                lines = wrap_statement(f"{lhs} = ", product, equation)
+                lines += wrap_statement(f"{lhs} += ", bias, "bias added in place")
+            else:
+                lines = wrap_statement(f"{lhs} = ", code, equation)
+            for text in lines:
                 body.append((text, s.node, s.kind))
         self.helpers |= local.helpers_used
         return printer.function(function, _signature(function), _DOCS[function], body, returns)

@@ -256,7 +256,7 @@ def test_the_backward_pass_reads_like_the_textbook():
     assert "dA1 = dZ2 @ W2.T  # dA1 = dZ2 W2ᵀ" in body
     assert "dW1 = X.T @ dZ1  # dW1 = Xᵀ dZ1" in body
     assert "db1 = ones @ dZ1  # db1 = 1ᵀ dZ1" in body
-    assert "Z1 = X @ W1 + b1  # Z1 = X W1 + 1 b1" in body
+    assert "Z1 = X @ W1  # Z1 = X W1 + 1 b1\n    Z1 += b1  # bias added in place" in body
 
 
 @pytest.mark.parametrize("target", TARGETS)
