@@ -1,0 +1,153 @@
+"""The memory-reuse plan of a kernel function: which statements write their result into an
+array that is already there (``out=``) — one of their own operands that nothing reads
+afterwards, or a dead array of the same shape — instead of allocating a new one.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.core.relational import Relational
+
+from derive.ops import m as BATCH
+from derive.ops import rowsum, total
+
+from .printers import batch_mean
+from .stable import rowmax
+from .statements import Names, identifiers, is_matrix
+
+
+def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
+    """For each statement, an array its result may be written into (``out=``), as
+    ``(name, is_operand)``; fewer live arrays keep a deep net's working set in cache and
+    spare the allocator fresh pages (each a page fault).
+
+    * an elementwise result may overwrite one of its own operands that nothing reads
+      afterwards (``np.tanh(Z1, out=Z1)``, ``np.multiply(dA1, ..., out=dA1)``);
+    * a matrix product may take the memory of an array of its shape that is no longer
+      needed (the backward ``dA1 = dZ2 @ W2.T`` into ``A1``, once ``dW2`` has read it).
+
+    Only arrays made in this function are reused, never the caller's (X, Y, params).
+    """
+    returned = set().union(*(identifiers(code) for _, code, _ in returns))
+    last_use: dict[str, int] = {}
+    for i, s in enumerate(statements):
+        for dep in s.deps:
+            last_use[dep] = i
+    home_of: dict[str, str] = {}  # identifier -> the array it lives in (its first name)
+    members: dict[str, list[str]] = {}  # array -> every identifier living in it
+    shapes = dict(shapes)
+    plan: dict = {}
+
+    def free(home: str, i: int, here: bool) -> bool:
+        """Nothing reads the array after statement i (or after i - 1)."""
+        limit = i if here else i - 1
+        return all(last_use.get(n, -1) <= limit and n not in returned for n in members[home])
+
+    for i, s in enumerate(statements):
+        if s.code is not None or s.expr is None:
+            continue
+        target = names(s.target)
+        if isinstance(s.expr, (sp.Symbol, sp.MatrixSymbol)):  # an alias: A2 = Z2
+            source = names.of(s.expr)
+            if source in home_of:
+                home_of[target] = home_of[source]
+                members[home_of[source]].append(target)
+            continue
+        matrix = is_matrix(s.expr)
+        shape = shapes.get(target) if matrix else _shape_of(s.expr, shapes, names)
+        if not shape or isinstance(s.expr, (Relational, sp.logic.boolalg.Boolean)):
+            continue
+        choice = None
+        if not matrix:
+            operands = _direct_operands(s.expr)  # an adjoint's memory first: dA1 in dZ1
+            for sym in sorted(operands, key=lambda o: names.of(o) not in prefer):
+                home = home_of.get(names.of(sym))
+                if home and shapes.get(home) == shape and free(home, i, here=True):
+                    choice = (names.of(sym), True)
+                    break
+        elif _product_into(s.expr):
+            for home in members:
+                if shapes.get(home) == shape and free(home, i, here=False):
+                    choice = (members[home][-1], False)
+                    break
+        if choice is not None:
+            plan[id(s)] = choice
+            home_of[target] = home_of[choice[0]]
+            members[home_of[target]].append(target)
+        elif not matrix or _fresh_matrix(s.expr):
+            home_of[target], members[target], shapes[target] = target, [target], shape
+    return plan
+
+
+def _product_into(expr) -> bool:
+    """A matrix product the printers can write into a given array (``A @ B``, ``A @ B + b``)."""
+    if isinstance(expr, sp.MatAdd):
+        return len(expr.args) == 2 and any(_product_into(a) for a in expr.args)
+    if isinstance(expr, sp.MatMul):
+        coeff, matrices = expr.as_coeff_matrices()
+        return (
+            coeff == 1
+            and len(matrices) == 2
+            and not any(isinstance(m, sp.OneMatrix) for m in matrices)
+        )
+    return False
+
+
+def _shape_of(expr, shapes: dict[str, tuple], names: Names) -> tuple | None:
+    """The NumPy shape of an elementwise expression (broadcasting), None if unknown."""
+    if isinstance(expr, (sp.Symbol, sp.MatrixSymbol)):
+        return () if expr == BATCH else shapes.get(names.of(expr), ())
+    if expr.is_Atom or isinstance(expr, (total, batch_mean)):
+        return ()
+    if isinstance(expr, (rowsum, rowmax)):
+        inner = _shape_of(expr.args[0], shapes, names)
+        return None if inner is None else (inner[:1] + (1,) if len(inner) == 2 else inner)
+    if isinstance(expr, sp.MatrixExpr) or not expr.args:
+        return None
+    out: tuple = ()
+    for arg in expr.args:
+        shape = _shape_of(arg, shapes, names) if isinstance(arg, sp.Basic) else ()
+        if shape is None:
+            return None
+        out = _broadcast(out, shape)
+        if out is None:
+            return None
+    return out
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(out)
+
+
+def _direct_operands(expr) -> list[sp.Symbol]:
+    """Arrays that are themselves operands of the top operation (``dA1`` in
+    ``dA1 * (1 - A1**2)``, ``Z1`` in ``tanh(Z1)``): the ones an ``out=`` may overwrite."""
+    if isinstance(expr, sp.Piecewise):
+        args = [expr.args[0].expr]
+    elif isinstance(expr, sp.Mul):
+        args = list(expr.args)
+    elif isinstance(expr, (sp.Add, sp.Function)):
+        args = list(expr.args)
+    else:
+        args = []
+    return [a for a in args if isinstance(a, sp.Symbol) and a != BATCH]
+
+
+def _fresh_matrix(expr) -> bool:
+    """A matrix statement that makes a new array (not ``1 b``, which is ``b`` itself)."""
+    if isinstance(expr, sp.MatAdd):
+        return True
+    if isinstance(expr, sp.MatMul):
+        matrices = expr.as_coeff_matrices()[1]
+        return not isinstance(matrices[0], sp.OneMatrix) or matrices[0].shape[1] != 1
+    return False
