@@ -16,8 +16,9 @@ import derive
 
 from . import notation as notation_mod
 from .latex_printer import TextbookPrinter, activation_function, named_factor
+from .layout import representatives
 from .notation import family, matrix_names, symbol_table
-from .sections import _elementwise_activation, representatives
+from .textbook import elementwise_activation
 
 #: at most this many lines of each kind before a display is summarised
 DISPLAY_LIMIT = 40
@@ -41,7 +42,7 @@ def forward_lines(model, notation=None) -> list[tuple[str, str]]:
     lines = []
     for node in shown:
         rhs = printer.doprint(node.expr)
-        act = _elementwise_activation(node)
+        act = elementwise_activation(node)
         if act is not None and node.expr.func.__name__ != act and act != "linear":
             applied = activation_function(act)(*[p.symbol for p in node.parents])
             rhs = f"{printer.doprint(applied)} = {rhs}"
@@ -104,13 +105,13 @@ def gradient_chain_latex(derivation, param: str, notation=None) -> str:
     >>> r"a^{(1)} \\sigma'(z^{(2)}) 2 (a^{(2)} - y)" in text
     True
     """
+    from .backward_pass import unroll
     from .context import ReportContext
-    from .sections import _unroll
 
     model = derivation.model
     ctx = ReportContext(model, notation_mod.get(notation, model), scalar=derivation, matrix=None)
     printer = ctx.printer(derivation)
-    named, local = _unroll(ctx, derivation, model.node(param))
+    named, local = unroll(ctx, derivation, model.node(param))
     lhs = printer.doprint(named_factor(model.cost.symbol, model.node(param).symbol))
     closed = printer.doprint(derivation.gradient(param, closed=True))
     forms = [" ".join(f"{c.joiner} {c.tex}".strip() for c in chunks) for chunks in (named, local)]

@@ -11,7 +11,7 @@ from .graph_figure import MAX_NODES_WITH_EDGE_LABELS, NodeText, draw_graph, shou
 from .latex_printer import format_number
 from .notation import family
 from .numbers import fd_error_curve
-from .sections import _local_textbook
+from .textbook import local_textbook
 
 
 def _number(value: float) -> str:
@@ -50,7 +50,7 @@ def edge_labels(ctx: ReportContext, derivation) -> dict[tuple[str, str], str]:
     labels = {}
     for step in derivation.steps:
         for branch in step.branches:
-            local = _local_textbook(branch, step.node)
+            local = local_textbook(branch, step.node)
             if local is not None:
                 labels[(branch.child.name, step.node.name)] = printer.doprint(local)
     return labels

@@ -10,10 +10,11 @@ import sympy as sp
 
 import derive
 from reports import document, tex
+from reports.back_matter import listing_section
 from reports.context import build_context
 from reports.document import DEFAULT_OPTIONS, DEFAULT_SPEC, default_model, write_report
 from reports.numbers import expanded_gradients, verification_checks, worked_instance
-from reports.sections import listing_section, verification_section
+from reports.verification import verification_section
 
 TITLES = [
     "Notation",
