@@ -16,13 +16,7 @@ import argparse
 import os
 import sys
 
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
+from bench import THREAD_VARS, pin_threads
 
 
 def _args(argv=None):
@@ -35,8 +29,7 @@ def _args(argv=None):
 
 
 ARGS = _args() if __name__ == "__main__" else _args([])
-for _var in THREAD_VARS:  # must happen before NumPy is imported
-    os.environ[_var] = str(ARGS.threads)
+pin_threads(ARGS.threads)  # before NumPy is imported
 
 import time  # noqa: E402
 
