@@ -14,6 +14,8 @@ from derive.spec import build
 from reports import tex
 from reports.document import DEFAULT_OPTIONS, DEFAULT_SPEC, write_report
 
+from .test_report import TITLES  # every section, in order
+
 needs_tex = pytest.mark.skipif(
     shutil.which("pdflatex") is None, reason="pdflatex not installed (texlive-latex-recommended)"
 )
@@ -28,17 +30,6 @@ CASES = {
     "mlp:4-5-3 softmax cce": ("mlp:4-5-3", {"output": "softmax", "loss": "cce"}),
     "default": (DEFAULT_SPEC, DEFAULT_OPTIONS),
 }
-TITLES = [
-    "Notation",
-    "Forward pass",
-    "Computational graph",
-    "Local derivatives",
-    "Chain rule",
-    "Vectorized matrix form",
-    "Worked example",
-    "Verification",
-    "Plots",
-]
 
 
 @needs_tex
