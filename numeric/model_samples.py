@@ -1,0 +1,128 @@
+"""Parameters and data drawn for a model, as the data contract of DESIGN.md shapes them.
+
+:func:`data_shapes` (``X`` and ``Y`` for a batch), :func:`target_kind` (what ``Y`` holds),
+:func:`sample_params` and :func:`sample_data` (seeded draws), and :func:`draw_finite` (the
+draw :func:`numeric.verify` checks at: one where the kernel's loss is finite).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy as sp
+
+from derive import registry
+from derive.errors import BackpropInputError
+
+from .jax_route import n_outputs, targets_are_vector
+
+#: Draws of parameters tried for a finite loss (expressions with log or sqrt of a parameter).
+DRAWS = 8
+
+
+def data_shapes(model, m: int) -> dict[str, tuple[int, ...]]:
+    """Shapes of ``X`` and ``Y`` for a batch of ``m`` (DESIGN.md contract).
+
+    ``Y`` is ``(m,)`` for logistic regression and integer labels, ``(m, 0)`` for an
+    expression (it has no targets; its inputs, if any, are the columns of ``X``).
+
+    >>> import derive
+    >>> data_shapes(derive.build("logreg:3", for_kernels=True), 5)
+    {'X': (5, 3), 'Y': (5,)}
+    >>> data_shapes(derive.build("chain:2"), 5), data_shapes(derive.build("J = a*x"), 5)
+    ({'X': (5, 1), 'Y': (5, 1)}, {'X': (5, 0), 'Y': (5, 0)})
+    """
+    if model.level == "matrix":
+        (x,) = model.inputs
+        n_in = int(sp.sympify(x.shape[1]).xreplace(model.dims))
+    else:
+        n_in = len(model.inputs)
+    if not model.targets:
+        return {"X": (m, n_in), "Y": (m, 0)}
+    return {"X": (m, n_in), "Y": (m,) if targets_are_vector(model) else (m, n_outputs(model))}
+
+
+def target_kind(model) -> str:
+    """What ``Y`` holds: the registry's word for the loss ("real", "binary", "one_hot",
+    "labels"), or "none" for an expression."""
+    if model.loss is None or not model.targets:
+        return "none"
+    return registry.loss(model.loss).targets
+
+
+def sample_params(shapes, dtype="float64", seed=0, positive: bool = False) -> dict:
+    """Random parameters: an ``(n_in, ...)`` array with standard deviation ``1/sqrt(n_in)``,
+    a scalar (0-d) with 0.5; ``positive=True`` draws from ``[0.5, 1.5]`` instead (for
+    expressions that take the log or square root of a parameter).
+
+    >>> {k: v.shape for k, v in sample_params({"W1": (3, 2), "b": ()}).items()}
+    {'W1': (3, 2), 'b': ()}
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape in shapes.items():
+        shape = tuple(shape)
+        if positive:
+            value = rng.uniform(0.5, 1.5, shape)
+        else:
+            value = rng.standard_normal(shape) * (1 / math.sqrt(shape[0]) if shape else 0.5)
+        out[name] = np.asarray(value, dtype=dtype)
+    return out
+
+
+def sample_data(model, m: int, dtype="float64", seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """A batch ``(X, Y)`` that fits the model's loss: ``X`` standard normal; ``Y`` one-hot
+    rows (cce), integer labels (sparse_cce), 0/1 (bce), standard normal otherwise.
+
+    >>> import derive
+    >>> X, Y = sample_data(derive.mlp([3, 4], loss="sparse_cce"), 6)
+    >>> X.shape, Y.shape, Y.dtype.kind
+    ((6, 3), (6,), 'i')
+    """
+    rng = np.random.default_rng(seed)
+    shapes = data_shapes(model, m)
+    X = rng.standard_normal(shapes["X"]).astype(dtype)
+    kind = target_kind(model)
+    if kind == "labels":
+        Y = rng.integers(0, n_outputs(model), m)
+    elif kind == "one_hot":
+        Y = np.eye(n_outputs(model), dtype=dtype)[rng.integers(0, n_outputs(model), m)]
+    elif kind == "binary":
+        Y = rng.integers(0, 2, shapes["Y"]).astype(dtype)
+    else:
+        Y = rng.standard_normal(shapes["Y"]).astype(dtype)
+    return X, Y
+
+
+def draw_finite(model, kernel, shapes, dtype, batch, seed, data):
+    """Seeded params (and data, unless given) at which the kernel's loss is finite.
+
+    Only a loss that is not finite (or a floating-point error: ``1 / 0`` of Python numbers)
+    asks for another draw; any other exception of the kernel (a shape error, a typo) is the
+    kernel's, and propagates as it is.
+    """
+    params_seed, data_seed = np.random.SeedSequence(seed).spawn(2)
+    X, Y = sample_data(model, batch, dtype, data_seed) if data is None else data
+    value = math.nan
+    for attempt in range(DRAWS):
+        if attempt == 0:
+            params = sample_params(shapes, dtype, params_seed)
+        else:  # a log or sqrt of a parameter: try again, then with positive values
+            seq = np.random.SeedSequence([seed, attempt])
+            params = sample_params(shapes, dtype, seq, positive=attempt >= DRAWS // 2)
+        with np.errstate(all="ignore"):
+            try:
+                value = kernel.loss(params, X, Y)
+            except ArithmeticError as err:
+                value = f"{type(err).__name__}: {err}"
+                continue
+            if np.isfinite(value):
+                return params, X, Y
+    raise BackpropInputError(
+        f"the loss of {model.spec} is not finite at any of {DRAWS} random draws of the "
+        f"parameters (the last gave {value})"
+    )
+
+
+__all__ = ["DRAWS", "data_shapes", "draw_finite", "sample_data", "sample_params", "target_kind"]
