@@ -86,21 +86,21 @@ def _convert(node: ast.AST) -> sp.Expr:
         value = _convert(node.operand)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        return _call(node.func.id, [_convert(arg) for arg in node.args])
+        return _call(node.func.id, node.args)  # the name first: __import__("os") is no math
     raise ExpressionError(
         f"unsupported syntax {ast.unparse(node)!r}: use numbers, names, + - * / ** and "
         f"the functions {', '.join(sorted(FUNCTIONS) + sorted(ACTIVATION_CALLS))}"
     )
 
 
-def _call(name: str, args: list[sp.Expr]) -> sp.Expr:
+def _call(name: str, args: list[ast.AST]) -> sp.Expr:
     fn = FUNCTIONS.get(name) or ACTIVATION_CALLS.get(name)
     if fn is None:
         known = ", ".join(sorted(FUNCTIONS) + sorted(ACTIVATION_CALLS))
         raise ExpressionError(f"unknown function {name!r}; known: {known}")
     if len(args) != 1:
         raise ExpressionError(f"{name} takes one argument, got {len(args)}")
-    return fn(args[0])
+    return fn(_convert(args[0]))
 
 
 # ---------------------------------------------------------------------------- graph

@@ -133,3 +133,8 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     proc.stdout.close()
     assert proc.stderr.read() == b""
     assert proc.wait() == 141
+
+
+def test_an_unknown_function_is_named_before_its_arguments_are_read():
+    with pytest.raises(BackpropInputError, match="unknown function '__import__'; known: abs"):
+        derive.from_expr('J = __import__("os")')
