@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sympy as sp
 
 from derive import registry
 from derive.errors import BackpropInputError
 
-from .jax_route import n_outputs, targets_are_vector
+from .jax_route import n_outputs
 
 #: Draws of parameters tried for a finite loss (expressions with log or sqrt of a parameter).
 DRAWS = 8
@@ -33,14 +32,56 @@ def data_shapes(model, m: int) -> dict[str, tuple[int, ...]]:
     >>> data_shapes(derive.build("chain:2"), 5), data_shapes(derive.build("J = a*x"), 5)
     ({'X': (5, 1), 'Y': (5, 1)}, {'X': (5, 0), 'Y': (5, 0)})
     """
-    if model.level == "matrix":
-        (x,) = model.inputs
-        n_in = int(sp.sympify(x.shape[1]).xreplace(model.dims))
-    else:
-        n_in = len(model.inputs)
-    if not model.targets:
-        return {"X": (m, n_in), "Y": (m, 0)}
-    return {"X": (m, n_in), "Y": (m,) if targets_are_vector(model) else (m, n_outputs(model))}
+    return model.data_shapes(m)
+
+
+def check_data(model, X, Y) -> tuple[np.ndarray, np.ndarray]:
+    """A batch a caller gave, as arrays; a BackpropInputError names what does not fit.
+
+    >>> import derive
+    >>> check_data(derive.build("mlp:3-2"), np.zeros((4, 5)), np.zeros((4, 2)))
+    Traceback (most recent call last):
+    ...
+    derive.errors.BackpropInputError: X has shape (4, 5); mlp:3-2 takes X of shape (m, 3)
+    """
+    X, Y = np.asarray(X), np.asarray(Y)
+    wanted = data_shapes(model, "m")
+    for name, array in (("X", X), ("Y", Y)):
+        shape = tuple(X.shape[0] if d == "m" else d for d in wanted[name]) if X.ndim else None
+        if array.shape != shape:
+            text = "(" + ", ".join(map(str, wanted[name])) + ("," if len(wanted[name]) == 1 else "")
+            rows = f" with m = {X.shape[0]}, the rows of X" if name == "Y" else ""
+            raise BackpropInputError(
+                f"{name} has shape {array.shape}; {model.spec} takes {name} of shape {text}){rows}"
+            )
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+            raise BackpropInputError(
+                f"{name}{list(index)} is {array[index]}: the data must be finite numbers"
+            )
+    if target_kind(model) == "labels":
+        n = n_outputs(model)
+        if Y.dtype.kind not in "iu" or Y.size and not (0 <= Y.min() and Y.max() < n):
+            raise BackpropInputError(f"Y must hold integer labels 0..{n - 1}, got {Y[:5]}...")
+    return X, Y
+
+
+def check_params(shapes: dict, params: dict) -> dict[str, np.ndarray]:
+    """Parameters a caller gave, as arrays; a BackpropInputError names a missing, misshapen
+    or non-finite one."""
+    out = {}
+    for name, shape in shapes.items():
+        if name not in params:
+            raise BackpropInputError(f"params lacks {name!r}; the model's are {', '.join(shapes)}")
+        value = np.asarray(params[name])
+        if value.shape != tuple(shape):
+            raise BackpropInputError(
+                f"params[{name!r}] has shape {value.shape}, not {tuple(shape)}"
+            )
+        if not np.isfinite(value).all():
+            raise BackpropInputError(f"params[{name!r}] is not finite: parameters must be numbers")
+        out[name] = value
+    return out
 
 
 def target_kind(model) -> str:
