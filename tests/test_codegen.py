@@ -240,6 +240,11 @@ def test_generated_sources_pass_ruff_check_and_ruff_format(tmp_path, target):
 # ---------------------------------------------------------------------------- how it reads
 
 
+def test_a_sum_over_a_call_has_no_needless_parentheses():
+    source = mlp_kernel([3, 2], activation="tanh", output="linear", loss="huber").source
+    assert "np.where(" in source and "(np.where(" not in source
+
+
 def test_a_long_title_is_wrapped_in_the_docstring_not_cut():
     model = derive.mlp([784, 512, 10], "relu", "linear", "cce_logits")
     doc = ast.get_docstring(ast.parse(codegen(model.derive()).source))
