@@ -84,6 +84,12 @@ class Model:
                 shapes[name] = tuple(max(o, k + 1) for o, k in zip(old, index, strict=True))
         return shapes
 
+    def choices(self, hidden: str = "hidden") -> list[str]:
+        """The options it was built with, in words: ``["tanh hidden", "sigmoid output",
+        "bce loss"]`` (logistic regression and expressions have fewer)."""
+        named = [(self.activation, hidden), (self.output, "output"), (self.loss, "loss")]
+        return [f"{value} {role}" for value, role in named if value]
+
     def data_shapes(self, m: int | sp.Expr | None = None) -> dict[str, tuple]:
         """Shapes of ``X`` and ``Y`` for a batch of ``m`` rows (the symbol ``m`` by default).
 

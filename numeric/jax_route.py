@@ -71,15 +71,6 @@ def _identifiers(model) -> dict[str, str]:
     return out
 
 
-def targets_are_vector(model) -> bool:
-    """``Y`` is ``(m,)``: logistic regression's contract, or integer labels."""
-    if model.loss is not None and registry.loss(model.loss).targets == "labels":
-        return True
-    if model.level == "matrix":
-        return bool(model.targets) and len(model.targets[0].array_shape) == 1
-    return model.kind == "logreg"
-
-
 def n_outputs(model) -> int:
     """Output units (columns of a one-hot ``Y``)."""
     if model.level == "matrix":
@@ -100,7 +91,7 @@ def _leaf_code(model, node, ident: dict[str, str], inputs: list) -> str | None:
     array = "X" if node.role == "input" else "Y"
     if node.tensor is None:  # an input of an expression: the columns of X in order
         return f"X[:, {inputs.index(node)}]"
-    if array == "Y" and targets_are_vector(model) and not _labels(model):
+    if array == "Y" and len(model.data_shapes()["Y"]) == 1 and not _labels(model):
         return "Y"
     return f"{array}[:, {node.tensor[1][0]}]"
 

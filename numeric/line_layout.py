@@ -40,41 +40,41 @@ def comment_lines(comment: str, pad: str) -> list[str]:
 _OPENERS, _CLOSERS = "([{", ")]}"
 
 
-def _top_level(code: str, separators: tuple[str, ...]) -> list[int]:
-    """Positions of the separators that are outside brackets and strings."""
-    depth, quote, hits = 0, None, []
+def _brackets(code: str):
+    """``(i, c, depth)`` for each character outside strings, depth counted before it."""
+    depth, quote = 0, None
     for i, c in enumerate(code):
         if quote:
             quote = None if c == quote else quote
         elif c in "\"'":
             quote = c
-        elif c in _OPENERS:
-            depth += 1
-        elif c in _CLOSERS:
-            depth -= 1
-        elif depth == 0 and any(code.startswith(sep, i) for sep in separators):
-            hits.append(i)
-    return hits
+        else:
+            yield i, c, depth
+            depth += (c in _OPENERS) - (c in _CLOSERS)
+
+
+def _top_level(code: str, separators: tuple[str, ...]) -> list[int]:
+    """Positions of the separators that are outside brackets and strings."""
+    return [
+        i
+        for i, c, depth in _brackets(code)
+        if depth == 0
+        and c not in _OPENERS + _CLOSERS
+        and any(code.startswith(sep, i) for sep in separators)
+    ]
 
 
 def _outer_bracket(code: str) -> int | None:
     """Index of the bracket that the last character closes, if the code ends with one."""
     if not code or code[-1] not in _CLOSERS:
         return None
-    depth, quote = 0, None
-    for i in range(len(code) - 1, -1, -1):
-        c = code[i]
-        if quote:
-            quote = None if c == quote else quote
-        elif c in "\"'":
-            quote = c
+    opened, last = [], None
+    for i, c, _ in _brackets(code):
+        if c in _OPENERS:
+            opened.append(i)
         elif c in _CLOSERS:
-            depth += 1
-        elif c in _OPENERS:
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
+            last = (i, opened.pop() if opened else None)
+    return last[1] if last and last[0] == len(code) - 1 else None
 
 
 def split_line(head: str, code: str, tail: str, pad: str) -> list[str]:

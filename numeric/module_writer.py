@@ -235,13 +235,7 @@ class ModuleWriter:
     def _module_doc(self) -> list[str]:
         model, p = self.model, self.p
         what = {"numpy": "NumPy", "jax": "JAX (jax.numpy, jax.jit)"}[self.printer_class.target]
-        parts = []
-        if model.activation and model.kind != "logreg":
-            parts.append(f"{model.activation} hidden layers")
-        if model.output:
-            parts.append(f"{model.output} output")
-        if model.loss:
-            parts.append(f"{model.loss} loss")
+        parts = model.choices("hidden layers")
         about = f" ({', '.join(parts)})" if parts else ""
         x_shape = self._data_shape("X")
         y_shape = self._data_shape("Y")

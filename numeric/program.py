@@ -158,15 +158,7 @@ class Program:
     def _targets_are_vector(self) -> bool:
         """Y holds one real target per example as ``(m,)`` (logistic regression's contract),
         not a column ``(m, 1)``. Integer labels are one-hot encoded first, never a vector."""
-        if self.labels or len(self.model.targets) > 1 and not self.matrix:
-            return False
-        shapes = getattr(self.model, "data_shapes", None)  # a contract method, if derive has one
-        if callable(shapes):
-            return len(shapes()["Y"]) == 1
-        if self.matrix:
-            targets = self.model.targets
-            return bool(targets) and len(targets[0].array_shape) == 1
-        return self.model.kind == "logreg"
+        return not self.labels and len(self.model.data_shapes()["Y"]) == 1
 
     def _n_outputs(self) -> int:
         if self.matrix:

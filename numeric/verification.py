@@ -252,15 +252,7 @@ def _spread(a, b) -> float:
 
 
 def _about(model) -> str:
-    parts = []
-    if model.kind != "expr":
-        if model.activation and model.kind != "logreg":
-            parts.append(f"{model.activation} hidden")
-        if model.output:
-            parts.append(f"{model.output} output")
-        if model.loss:
-            parts.append(f"{model.loss} loss")
-    return ", ".join(parts + [f"{model.level} level"])
+    return ", ".join([*model.choices(), f"{model.level} level"])
 
 
 __all__ = [

@@ -13,7 +13,6 @@ from .context import ReportContext, n_params
 from .latex_printer import named_factor
 from .layout import section, tex_escape
 from .notation import family
-from .plain import choices
 
 # ---------------------------------------------------------------------------- 1. header
 
@@ -63,7 +62,7 @@ def _describe(model) -> str:
         parts.append(f"{len(model.sizes) - 1} layers of one neuron")
     elif model.kind == "logreg":
         parts.append(f"logistic regression on {model.sizes[0]} features")
-    return tex_escape(", ".join(parts + choices(model)) or model.kind)
+    return tex_escape(", ".join(parts + model.choices()) or model.kind)
 
 
 def _levels(ctx: ReportContext) -> str:

@@ -27,13 +27,7 @@ def _text(expr) -> str:
 
 def describe(model: Model) -> str:
     """One line naming the model: spec, level, activations and loss."""
-    return ", ".join([f"{model.spec} ({model.level} level)", *choices(model)])
-
-
-def choices(model: Model) -> list[str]:
-    """The options a model was built with: ``["tanh hidden", "sigmoid output", "bce loss"]``."""
-    named = [(model.activation, "hidden"), (model.output, "output"), (model.loss, "loss")]
-    return [f"{value} {role}" for value, role in named if value]
+    return ", ".join([f"{model.spec} ({model.level} level)", *model.choices()])
 
 
 def forward_lines(model: Model) -> list[str]:
