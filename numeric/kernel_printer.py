@@ -94,6 +94,11 @@ class KernelPrinter(KernelArithmetic):
         can (:class:`numeric.numpy_printer.NumPyPrinter`); here, a new array."""
         return self.doprint(expr)
 
+    def factor_into(self, expr, out: str, scratch: tuple[str, ...], name: str):
+        """A product's factor computed in the memory of a dead array, where the target can
+        (:class:`numeric.numpy_printer.NumPyPrinter`); here, None."""
+        return None
+
     def bias_in_place(self, expr) -> tuple[str, str] | None:
         """``A @ W + b`` as the product and the term to add to it in place, where the target
         can (:class:`numeric.numpy_printer.NumPyPrinter`); here, None."""

@@ -18,8 +18,9 @@ from .statements import Names, identifiers, is_matrix
 
 def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
     """For each statement, an array its result may be written into (``out=``), as
-    ``(name, is_operand)``; fewer live arrays keep a deep net's working set in cache and
-    spare the allocator fresh pages (each a page fault).
+    ``(name, is_operand)`` — an operand also with the arrays a factor of the result may be
+    computed in, ``(name, True, scratch)`` (:func:`_scratch`); fewer live arrays keep a deep
+    net's working set in cache and spare the allocator fresh pages (each a page fault).
 
     * an elementwise result may overwrite one of its own operands that nothing reads
       afterwards (``np.tanh(Z1, out=Z1)``, ``np.multiply(dA1, ..., out=dA1)``);
@@ -70,6 +71,8 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
                 if shapes.get(home) == shape and free(home, i, here=False):
                     choice = (members[home][-1], False)
                     break
+        if choice is not None and choice[1]:
+            choice += (_scratch(s.expr, choice[0], shape, home_of, shapes, names, i, free),)
         if choice is not None:
             plan[id(s)] = choice
             home_of[target] = home_of[choice[0]]
@@ -77,6 +80,18 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
         elif not matrix or _fresh_matrix(s.expr):
             home_of[target], members[target], shapes[target] = target, [target], shape
     return plan
+
+
+def _scratch(expr, out: str, shape, home_of, shapes, names, i: int, free) -> tuple[str, ...]:
+    """Arrays of the result's shape that the statement reads last (other than ``out``): a
+    factor of the result may be computed in their memory (``1 - A1**2`` in ``A1``'s)."""
+    found = []
+    for sym in sorted(expr.free_symbols, key=sp.default_sort_key):
+        name = names.of(sym)
+        home = home_of.get(name)
+        if home and home != home_of.get(out) and shapes.get(home) == shape and free(home, i, True):
+            found.append(name)
+    return tuple(found)
 
 
 def _product_into(expr) -> bool:

@@ -153,23 +153,38 @@ class ModuleWriter:
                 if wanted != section:
                     body.append((f"    # {wanted} pass", None, "section"))
                     section = wanted
-            out, operand = outs.get(id(s), (None, True))
-            code = s.code if s.code is not None else local.doprint_into(s.expr, out)
-            lhs = s.target if s.code is not None else names(s.target)
-            equation = s.equation
-            if out is not None and not operand and code != local.doprint(s.expr):
-                equation += f", in {out}'s memory"  # say why an unrelated name is written
-            split = local.bias_in_place(s.expr) if out is None and s.code is None else None
-            if split:  # Z1 = X @ W1, then Z1 += b1: no second array for the sum
-                product, bias = split
-                lines = wrap_statement(f"{lhs} = ", product, equation)
-                lines += wrap_statement(f"{lhs} += ", bias, "bias added in place")
-            else:
-                lines = wrap_statement(f"{lhs} = ", code, equation)
-            for text in lines:
-                body.append((text, s.node, s.kind))
+            plan = outs.get(id(s), (None, True))
+            for text, kind in self._statement_lines(s, local, names, plan, adjoints):
+                body.append((text, s.node, kind))
         self.helpers |= local.helpers_used
         return printer.function(function, _signature(function), _DOCS[function], body, returns)
+
+    def _statement_lines(self, s, local, names, plan, adjoints) -> list[tuple[str, str]]:
+        """The lines of one statement, as (text, kind), with its memory-reuse ``plan``."""
+        out, operand, *scratch = plan
+        if s.code is not None:
+            return [(text, s.kind) for text in wrap_statement(f"{s.target} = ", s.code, s.equation)]
+        lhs, equation = names(s.target), s.equation
+        code = local.doprint_into(s.expr, out)
+        if out is not None and not operand and code != local.doprint(s.expr):
+            equation += f", in {out}'s memory"  # say why an unrelated name is written
+        split = local.bias_in_place(s.expr) if out is None else None
+        if split:  # Z1 = X @ W1, then Z1 += b1: no second array for the sum
+            product, bias = split
+            lines = wrap_statement(f"{lhs} = ", product, equation)
+            lines += wrap_statement(f"{lhs} += ", bias, "bias added in place")
+            return [(text, s.kind) for text in lines]
+        factor = None
+        if scratch and scratch[0] and {out, lhs} <= adjoints:  # dZ1 = dA1 * dA1/dZ1
+            name = names.fresh(f"{out}_{lhs}")
+            factor = local.factor_into(s.expr, out, scratch[0], name)
+        if not factor:
+            return [(text, s.kind) for text in wrap_statement(f"{lhs} = ", code, equation)]
+        # the factor in the memory of an array nothing reads afterwards: no temporaries
+        expr, factor_code, home, code = factor
+        about = f"{out}/{lhs} = {self.p.equation.doprint(expr)}, in {home}'s memory"
+        lines = [(text, "factor") for text in wrap_statement(f"{name} = ", factor_code, about)]
+        return lines + [(text, s.kind) for text in wrap_statement(f"{lhs} = ", code, equation)]
 
     def _shapes(self) -> dict[str, tuple]:
         """Array shapes by identifier (symbolic sizes), for reusing memory safely."""

@@ -40,6 +40,67 @@ class NumPyPrinter(KernelPrinter):
             return None
         return self._print(product), self._print(other)
 
+    def factor_into(self, expr, out: str, scratch: tuple[str, ...], name: str):
+        """``dZ1 = dA1 * (1 - A1**2)`` in two lines, neither allocating: the factor is computed
+        in the memory of an array nothing reads afterwards (one of ``scratch``), every step
+        writing there, and the product goes into ``out``::
+
+            dA1_dZ1 = np.subtract(1, np.square(A1, out=A1), out=A1)
+            dZ1 = np.multiply(dA1, dA1_dZ1, out=dA1)
+
+        Returns ``(factor, factor code, array it lives in, product code)``, or None when the
+        factor is one array already or no scratch array is read just once in it."""
+        if not isinstance(expr, Mul) or any(
+            f.as_base_exp()[1].is_negative for f in Mul.make_args(expr) if not isinstance(f, sp.exp)
+        ):
+            return None
+        factors = list(Mul.make_args(expr))
+        first = next((f for f in factors if self._print(f) == out), None)
+        if first is None:
+            return None
+        factor = sp.Mul(*[f for f in factors if f is not first])
+        if factor.is_Atom:
+            return None
+        for home in scratch:
+            symbol = next((s for s in factor.free_symbols if self._print(s) == home), None)
+            if symbol is None:
+                continue
+            code = self._chain_into(factor, symbol, home)
+            if code is not None:
+                return factor, code, home, f"{self.module}.multiply({out}, {name}, out={out})"
+        return None
+
+    def _chain_into(self, expr, symbol, out: str) -> str | None:
+        """``expr`` computed step by step in the memory of ``out``, the array ``symbol``:
+        ``np.subtract(1, np.square(A1, out=A1), out=A1)``. Where ``symbol`` is read more than
+        once (``A1 * (1 - A1)``), only the last step writes there, after every read. None for
+        a step that has no ``out=`` form here."""
+        np_ = self.module
+        if expr == symbol:
+            return out
+        if expr.count(symbol) > 1:
+            return self._into(expr, out)
+        inner = next(a for a in expr.args if a.has(symbol))
+        rest = [a for a in expr.args if a is not inner]
+        name = type(expr).__name__
+        if isinstance(expr, sp.Function) and name in ELEMENTWISE and len(expr.args) == 1:
+            chain = self._chain_into(inner, symbol, out)
+            return chain and f"{np_}.{ELEMENTWISE[name]}({chain}, out={out})"
+        if isinstance(expr, Pow) and inner is expr.base and expr.exp == 2:
+            chain = self._chain_into(inner, symbol, out)
+            return chain and f"{np_}.square({chain}, out={out})"
+        if isinstance(expr, sp.Add):
+            others = self._print(sp.Add(*rest))
+            if inner.could_extract_minus_sign():
+                chain = self._chain_into(-inner, symbol, out)
+                return chain and f"{np_}.subtract({others}, {chain}, out={out})"
+            chain = self._chain_into(inner, symbol, out)
+            return chain and f"{np_}.add({chain}, {others}, out={out})"
+        if isinstance(expr, Mul) and not inner.as_base_exp()[1].is_negative:
+            chain = self._chain_into(inner, symbol, out)
+            return chain and f"{np_}.multiply({chain}, {self._print(sp.Mul(*rest))}, out={out})"
+        return None
+
     def _into(self, expr, out: str) -> str | None:
         np_ = self.module
         name = type(expr).__name__
