@@ -7,7 +7,8 @@
 Everything is measured in ONE process with the thread counts pinned before NumPy and JAX
 are imported (the pins are printed). Variants are interleaved: each round runs every
 variant once, in a shuffled order, and a variant's ratio is the median over rounds of its
-time divided by the floor's time *in the same round*, so drifts of a shared machine cancel.
+time divided by the floor's time *in the same round*, so drifts of a shared machine cancel;
+``quartiles`` are those of the per-round ratios.
 
 * ``floor``       just the matrix products the pass needs (``bench.baselines``);
 * ``generated``   ``numeric.codegen`` NumPy kernel, ``loss_and_grads``;
@@ -189,6 +190,7 @@ def _run_case(case, budget, np, jax, baselines, codegen) -> list[dict]:
         ratios = sorted(t / f for t, f in zip(times[name], floor))
         rows.append(dict(case=case["name"], variant=name, median=_median(times[name]),
                          ratio=_median(ratios), rounds=rounds, target=case["target"],
+                         spread=(ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]),
                          faults=faults[name] / calls[name]))  # fmt: skip
     return rows
 
@@ -222,15 +224,17 @@ def _print_table(rows) -> None:
     for row in rows:
         by_case.setdefault(row["case"], {})[row["variant"]] = row
     header = (
-        f"{'case':<48} {'variant':<10} {'median':>10} {'x floor':>8} {'target':>7} {'faults':>7}"
+        f"{'case':<48} {'variant':<10} {'median':>10} {'x floor':>8} {'quartiles':>13} "
+        f"{'target':>7} {'faults':>7}"
     )
     print(header)
     print("-" * len(header))
     for case, variants in by_case.items():
         for name, row in variants.items():
             target = f"<={row['target']:.2f}" if name == "generated" else ""
+            quartiles = "{:.3f}-{:.3f}".format(*row["spread"])
             print(f"{case:<48} {name:<10} {_fmt(row['median']):>10} {row['ratio']:>8.3f} "
-                  f"{target:>7} {row['faults']:>7.0f}")  # fmt: skip
+                  f"{quartiles:>13} {target:>7} {row['faults']:>7.0f}")  # fmt: skip
         gen = variants["generated"]["ratio"]
         verdict = "met" if gen <= variants["generated"]["target"] else "NOT met"
         vs = ", ".join(
