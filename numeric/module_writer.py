@@ -161,7 +161,8 @@ class ModuleWriter:
 
     def _statement_lines(self, s, local, names, plan, adjoints) -> list[tuple[str, str]]:
         """The lines of one statement, as (text, kind), with its memory-reuse ``plan``."""
-        out, operand, *scratch = plan
+        out, operand, *rest = plan
+        scratch = rest[0] if rest else ()  # dead arrays a factor may be computed in
         if s.code is not None:
             return [(text, s.kind) for text in wrap_statement(f"{s.target} = ", s.code, s.equation)]
         lhs, equation = names(s.target), s.equation
@@ -175,9 +176,9 @@ class ModuleWriter:
             lines += wrap_statement(f"{lhs} += ", bias, "bias added in place")
             return [(text, s.kind) for text in lines]
         factor = None
-        if scratch and scratch[0] and {out, lhs} <= adjoints:  # dZ1 = dA1 * dA1/dZ1
+        if scratch and {out, lhs} <= adjoints:  # dZ1 = dA1 * dA1/dZ1
             name = names.fresh(f"{out}_{lhs}")
-            factor = local.factor_into(s.expr, out, scratch[0], name)
+            factor = local.factor_into(s.expr, out, scratch, name)
         if not factor:
             return [(text, s.kind) for text in wrap_statement(f"{lhs} = ", code, equation)]
         # the factor in the memory of an array nothing reads afterwards: no temporaries

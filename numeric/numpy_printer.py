@@ -49,7 +49,7 @@ class NumPyPrinter(KernelPrinter):
             dZ1 = np.multiply(dA1, dA1_dZ1, out=dA1)
 
         Returns ``(factor, factor code, array it lives in, product code)``, or None when the
-        factor is one array already or no scratch array is read just once in it."""
+        factor is one array already or cannot be written into any of ``scratch``."""
         if not isinstance(expr, Mul) or any(
             f.as_base_exp()[1].is_negative for f in Mul.make_args(expr) if not isinstance(f, sp.exp)
         ):
