@@ -11,6 +11,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -320,6 +321,27 @@ def test_an_activation_derivative_is_computed_in_the_memory_of_a_dead_forward_va
     assert "dZ1 = np.multiply(dA1, dA1_dZ1, out=dA1)" in body
     after = body.split(factor)[1]
     assert not re.search(r"\bA1\b", "".join(code_lines(after.split("\n", 2)[2])))
+
+
+def test_a_deep_tanh_pass_holds_its_activations_and_one_working_array_at_most():
+    """tracemalloc sees NumPy's allocations: at its peak a pass holds the L activations (each
+    tanh written over its pre-activation), one working array for the adjoints and the
+    gradients. A derivative factor with temporaries of its own (``1 - A**2``) adds two."""
+    depth, m, n = 6, 128, 64
+    kernel = mlp_kernel([n] * (depth + 1), activation="tanh", output="tanh", loss="mse")
+    params = kernel.random_params(seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((m, n)), rng.standard_normal((m, n))
+    kernel.loss_and_grads(params, X, Y)  # the module is loaded before tracing starts
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kernel.loss_and_grads(params, X, Y)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    array, grads = m * n * 8, sum(p.nbytes for p in params.values())
+    assert peak - grads <= (depth + 1.5) * array, (peak - grads) / array
 
 
 def test_relu_mask_is_computed_once_for_the_forward_and_the_backward_pass():
