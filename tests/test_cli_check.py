@@ -159,6 +159,16 @@ def test_a_hand_broken_kernel_file_exits_1_and_the_table_says_where(
     assert hint in out and out.rstrip().splitlines()[-1].startswith("MISMATCH")
 
 
+def test_a_kernel_file_whose_loss_is_always_nan_exits_1_not_2(capsys, tmp_path):
+    """NaN where the model's loss is finite is the kernel's failure, not bad input."""
+    path = saved_kernel(capsys, tmp_path, *MLP_ARGS)
+    source = path.read_text().replace("return float(J)", "return float(J) * float('nan')")
+    path.write_text(source)
+    code, out, err = run(capsys, *MLP_ARGS, "--kernel", str(path))
+    assert code == 1 and err == "", out + err
+    assert "cost J: kernel nan, JAX " in out and "the kernel's loss() gives nan" in out
+
+
 def test_a_kernel_file_for_other_parameters_exits_2_with_one_line(capsys, tmp_path):
     path = saved_kernel(capsys, tmp_path, *MLP_ARGS)
     code, out, err = run(capsys, "mlp:4-5-2", "--kernel", str(path))

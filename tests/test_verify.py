@@ -176,9 +176,9 @@ def test_a_loss_with_no_finite_value_anywhere_is_an_input_error():
         verify(derive.from_expr("J = log(-a**2 - 1)"))
 
 
-def test_a_kernel_that_raises_is_not_redrawn_but_raises_as_itself():
+def test_a_kernel_that_raises_raises_as_itself_and_is_not_used_to_draw():
     """A shape error in the kernel (``@`` with a 0-d weight) is the kernel's bug: it must not
-    turn into "no finite loss" after a round of redraws."""
+    turn into "no finite loss" after a round of redraws. The draws are the model's own."""
     model, kernel = built("chain:2", level="matrix")
     source = kernel.source.replace("X * w1", "X @ w1")
     assert source != kernel.source
@@ -189,7 +189,18 @@ def test_a_kernel_that_raises_is_not_redrawn_but_raises_as_itself():
     broken.module.loss = lambda *args: calls.append(1) or loss(*args)
     with pytest.raises(ValueError, match="matmul") as caught:
         verify(model, kernel=broken)
-    assert not isinstance(caught.value, derive.BackpropInputError) and len(calls) == 1
+    assert not isinstance(caught.value, derive.BackpropInputError) and not calls
+
+
+def test_a_kernel_whose_loss_is_never_finite_fails_the_check_against_the_model():
+    """The model's loss is finite at the draws, so a NaN from the kernel under test is a
+    wrong kernel (a failed check), not a model without finite values (an input error)."""
+    model, kernel = built("mlp:4-3-2")
+    source = kernel.source.replace("return float(J)", "return float(J) * float('nan')")
+    assert source.count("* float('nan')") == 2
+    result = verify(model, kernel=_variant(kernel, source, "NaN loss"))
+    assert not result.ok and np.isnan(result.cost_kernel)
+    assert "the kernel's loss() gives nan" in result.report()
 
 
 # ---------------------------------------------------------------------------- wrong kernels
