@@ -1,6 +1,7 @@
-"""The data lines at the top of a kernel function: parameters unpacked from ``params``
-(grouped into lines that fit), targets in the inputs' dtype or one-hot, the batch size, and
-at the scalar level each parameter element and each column of X and Y as its own name.
+"""The data lines at the top of a kernel function: the inputs as floats, parameters unpacked
+from ``params`` (grouped into lines that fit), targets in the inputs' dtype or one-hot, the
+batch size, and at the scalar level each parameter element and each column of X and Y as
+its own name.
 """
 
 from __future__ import annotations
@@ -12,15 +13,21 @@ from .statements import Statement, binding
 class DataLines:
     """The data lines of one kernel module, for a Program and an array module (``np``)."""
 
-    def __init__(self, program, module: str):
+    def __init__(self, program, module: str, dtype: str = "float64"):
         self.p = program
         self.model = program.model
         self.names = program.names
         self.np = module
+        self.dtype = dtype
 
     def bindings(self) -> list[Statement]:
-        """Parameters, targets in the inputs' dtype, elements and columns, batch size."""
-        np_, model, out = self.np, self.model, []
+        """Inputs as floats, parameters, targets in the inputs' dtype, elements and columns,
+        batch size."""
+        np_, model = self.np, self.model
+        # integer inputs (uint8 pixels) would make the targets integers too: Y in X's dtype
+        code = f'X if X.dtype.kind == "f" else X.astype({np_}.{self.dtype})'
+        comment = f"integer inputs (pixels) in {self.dtype}"
+        out = [binding("X", code, "X", comment=comment, deps={"X"})]
         shapes = model.param_shapes()
         for name in shapes:
             ident = self.names(name)

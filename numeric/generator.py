@@ -39,8 +39,14 @@ from .program import Program
 TARGETS = tuple(PRINTERS)
 
 
-def codegen(derivation, target: str = "numpy") -> Kernel:
+DTYPES = ("float64", "float32")
+
+
+def codegen(derivation, target: str = "numpy", dtype: str = "float64") -> Kernel:
     """Print the kernel module of a Derivation for ``target`` (``"numpy"`` or ``"jax"``).
+
+    The kernel computes in the dtype of its inputs, float32 or float64; ``dtype`` is the one
+    it converts integer inputs to (uint8 pixels, say).
 
     >>> import derive, numpy as np
     >>> kernel = codegen(derive.chain(2).derive())
@@ -52,7 +58,9 @@ def codegen(derivation, target: str = "numpy") -> Kernel:
     """
     if target not in PRINTERS:
         raise BackpropInputError(f"unknown codegen target {target!r}; known: {', '.join(TARGETS)}")
-    return Program(derivation).render(PRINTERS[target])
+    if dtype not in DTYPES:
+        raise BackpropInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return Program(derivation).render(PRINTERS[target], dtype)
 
 
 __all__ = ["TARGETS", "Kernel", "KernelLine", "Program", "codegen"]

@@ -25,14 +25,14 @@ FUNCTIONS = ("forward", "loss", "loss_and_grads")
 class ModuleWriter:
     """Lays a Program out as a module: header, PARAMS, helpers, the three functions."""
 
-    def __init__(self, program, printer_class):
+    def __init__(self, program, printer_class, dtype: str = "float64"):
         self.p = program
         self.model = program.model
         self.names = program.names
         self.printer_class = printer_class
         self.np = printer_class.module
         self.helpers: set[str] = set()
-        self.data = DataLines(program, self.np)
+        self.data = DataLines(program, self.np, dtype)
         self.ranks = self._ranks()
         self.gradient_arrays = {
             name: self.names.fresh("d" + name)

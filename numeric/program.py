@@ -170,8 +170,8 @@ class Program:
 
     # -- rendering
 
-    def render(self, printer_class: type[KernelPrinter]) -> Kernel:
-        return ModuleWriter(self, printer_class).kernel()
+    def render(self, printer_class: type[KernelPrinter], dtype: str = "float64") -> Kernel:
+        return ModuleWriter(self, printer_class, dtype).kernel()
 
 
 def fold_piecewise(expr: sp.Expr) -> sp.Expr:

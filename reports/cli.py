@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("codegen", help="write a NumPy (or JAX) kernel module")
     _model_options(p)
     p.add_argument("--target", choices=["numpy", "jax"], default="numpy")
+    p.add_argument(
+        "--dtype",
+        choices=["float64", "float32"],
+        default="float64",
+        help="dtype for integer inputs (uint8 pixels); float inputs keep theirs",
+    )
     p.add_argument("-o", "--output-file", dest="out", help="file to write (default: stdout)")
 
     p = sub.add_parser("check", help="check the kernel against JAX autodiff and finite differences")
@@ -101,7 +107,7 @@ def cmd_derive(args) -> int:
 def cmd_codegen(args) -> int:
     from numeric import codegen
 
-    kernel = codegen(_model(args, for_kernels=True).derive(), target=args.target)
+    kernel = codegen(_model(args, for_kernels=True).derive(), target=args.target, dtype=args.dtype)
     if args.out:
         kernel.save(_writable_file(args.out))
         print(f"wrote {args.out}", file=sys.stderr)

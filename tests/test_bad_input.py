@@ -105,6 +105,7 @@ def test_undefined_expressions_are_refused_by_name(text):
         ["derive"],
         ["frobnicate"],
         ["derive", "logreg:3", "--activation", "tanh"],
+        ["codegen", "logreg:3", "--dtype", "float16"],
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(argv, capsys):

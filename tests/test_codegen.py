@@ -455,7 +455,34 @@ def test_float32_in_float32_out_with_python_numbers_never_upcasting():
     J, grads = kernel.loss_and_grads(params, X, Y)
     assert all(g.dtype == np.float32 for g in grads.values())
     assert kernel.forward(params, X).dtype == np.float32
-    assert "np.float64" not in kernel.source and "astype(float)" not in kernel.source
+    assert "astype(float)" not in kernel.source
+    float64 = [line for line in code_lines(kernel.source) if "float64" in line]
+    assert float64 and all(line.startswith('X = X if X.dtype.kind == "f"') for line in float64)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_integer_inputs_are_computed_in_the_codegen_dtype_and_targets_keep_their_fraction(
+    dtype,
+):
+    """uint8 pixels become ``dtype`` before anything reads them: the targets, read in X's
+    dtype, would otherwise be truncated to integers (0.7 -> 0) and the loss silently wrong."""
+    model = derive.mlp([4, 3, 2], activation="tanh", output="linear", loss="mse")
+    kernel = codegen(model.derive(), dtype=dtype)
+    params = kernel.random_params(seed=0, dtype=dtype)
+    rng = np.random.default_rng(0)
+    pixels, Y = rng.integers(0, 256, (6, 4), dtype=np.uint8), rng.random((6, 2))
+    J, grads = kernel.loss_and_grads(params, pixels, Y)
+    J_float, grads_float = kernel.loss_and_grads(params, pixels.astype(dtype), Y)
+    assert J == J_float and all(np.array_equal(grads[n], grads_float[n]) for n in grads)
+    assert {g.dtype for g in grads.values()} == {np.dtype(dtype)}
+    assert kernel.forward(params, pixels).dtype == dtype
+
+
+def test_an_unknown_codegen_dtype_is_a_clear_input_error():
+    with pytest.raises(
+        derive.BackpropInputError, match="dtype must be one of float64, float32, got 'float16'"
+    ):
+        codegen(derive.chain(1).derive(), dtype="float16")
 
 
 # ---------------------------------------------------------------------------- the registry
