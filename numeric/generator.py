@@ -63,4 +63,4 @@ def codegen(derivation, target: str = "numpy", dtype: str = "float64") -> Kernel
     return Program(derivation).render(PRINTERS[target], dtype)
 
 
-__all__ = ["TARGETS", "Kernel", "KernelLine", "Program", "codegen"]
+__all__ = ["DTYPES", "TARGETS", "Kernel", "KernelLine", "Program", "codegen"]

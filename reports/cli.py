@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("derive", help="print the derivation: forward pass, every backward step")
     _model_options(p)
+    p.add_argument("-o", "--output-file", dest="out", help="file to write (default: stdout)")
 
     p = sub.add_parser("codegen", help="write a NumPy (or JAX) kernel module")
     _model_options(p)
@@ -100,7 +101,12 @@ def _model(args, for_kernels: bool = False):
 def cmd_derive(args) -> int:
     from .plain import render
 
-    print(render(_model(args).derive()))
+    text = render(_model(args).derive()) + "\n"
+    if args.out:
+        _writable_file(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return OK
 
 
@@ -208,7 +214,7 @@ def _check_seed(seed: int) -> None:
 def _writable_file(path: str) -> Path:
     target = Path(path)
     if target.is_dir():
-        raise BackpropInputError(f"-o {path!r} is a directory; give a file name such as kernel.py")
+        raise BackpropInputError(f"-o {path!r} is a directory; give a file name")
     if not target.parent.exists():
         raise BackpropInputError(
             f"cannot write {path!r}: directory {str(target.parent)!r} does not exist"

@@ -185,7 +185,7 @@ def _try_codegen(ctx: ReportContext, say):
     derivation = ctx.scalar if ctx.model.kind == "chain" else (ctx.matrix or ctx.scalar)
     try:
         say("generating the NumPy kernel")
-        return codegen(derivation)
+        return codegen(derivation, dtype=ctx.dtype)
     except Exception as err:  # the listing is one section; a report without it still helps
         ctx.notes.append(f"The kernel generator failed on this model ({err}); no listing.")
         return None
