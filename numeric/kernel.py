@@ -87,7 +87,7 @@ class Kernel:
                 f"{path} is not a kernel module: it defines no {', '.join(missing)}"
             )
         params = _shapes(module.PARAMS, path)
-        source = path.read_text()
+        source = path.read_text(encoding="utf-8")
         target = "jax" if re.search(r"^import jax\b", source, re.MULTILINE) else "numpy"
         kernel = cls(source, [], params, target, name=path.stem)
         kernel.path = path
@@ -128,7 +128,7 @@ class Kernel:
         if path.is_dir():
             path = path / f"{_module_name(self.name)}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.source)
+        path.write_text(self.source, encoding="utf-8")
         return path
 
     # -- helpers for callers
@@ -156,7 +156,7 @@ def load(path) -> types.ModuleType:
     path = Path(path)
     module = types.ModuleType(_module_name(path.stem))
     module.__file__ = str(path)
-    exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), module.__dict__)
     return module
 
 

@@ -101,12 +101,7 @@ def _model(args, for_kernels: bool = False):
 def cmd_derive(args) -> int:
     from .plain import render
 
-    text = render(_model(args).derive()) + "\n"
-    if args.out:
-        _writable_file(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    _write(render(_model(args).derive()) + "\n", args.out)
     return OK
 
 
@@ -114,11 +109,7 @@ def cmd_codegen(args) -> int:
     from numeric import codegen
 
     kernel = codegen(_model(args, for_kernels=True).derive(), target=args.target, dtype=args.dtype)
-    if args.out:
-        kernel.save(_writable_file(args.out))
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(kernel.source)
+    _write(kernel.source, args.out)
     return OK
 
 
@@ -209,6 +200,18 @@ def cmd_report(args) -> int:
 def _check_seed(seed: int) -> None:
     if seed < 0:
         raise BackpropInputError(f"--seed must be a non-negative integer, got {seed}")
+
+
+def _write(text: str, path: str | None) -> None:
+    """``text`` into the file ``-o`` names, or to stdout a line at a time: one large write
+    to a pipe whose reader left (``| head``) loses its error in Python's buffer, and the
+    command would end with 0 and cut output."""
+    if path:
+        _writable_file(path).write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        sys.stdout.writelines(text.splitlines(keepends=True))
+        sys.stdout.flush()
 
 
 def _writable_file(path: str) -> Path:
