@@ -19,7 +19,7 @@ from .statements import Names, identifiers, is_matrix
 def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
     """For each statement, an array its result may be written into (``out=``), as
     ``(name, is_operand)`` — an operand also with the arrays a factor of the result may be
-    computed in, ``(name, True, scratch)`` (:func:`_scratch`); fewer live arrays keep a deep
+    computed in, ``(name, True, scratch)``; fewer live arrays keep a deep
     net's working set in cache and spare the allocator fresh pages (each a page fault).
 
     * an elementwise result may overwrite one of its own operands that nothing reads
@@ -44,6 +44,11 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
         limit = i if here else i - 1
         return all(last_use.get(n, -1) <= limit and n not in returned for n in members[home])
 
+    def reusable(sym, i: int, shape) -> bool:
+        """``sym`` lives in an array of ``shape`` that nothing reads after statement i."""
+        home = home_of.get(names.of(sym))
+        return bool(home) and shapes.get(home) == shape and free(home, i, here=True)
+
     for i, s in enumerate(statements):
         if s.code is not None or s.expr is None:
             continue
@@ -62,8 +67,7 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
         if not matrix:
             operands = _direct_operands(s.expr)  # an adjoint's memory first: dA1 in dZ1
             for sym in sorted(operands, key=lambda o: names.of(o) not in prefer):
-                home = home_of.get(names.of(sym))
-                if home and shapes.get(home) == shape and free(home, i, here=True):
+                if reusable(sym, i, shape):
                     choice = (names.of(sym), True)
                     break
         elif _product_into(s.expr):
@@ -71,8 +75,11 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
                 if shapes.get(home) == shape and free(home, i, here=False):
                     choice = (members[home][-1], False)
                     break
-        if choice is not None and choice[1]:
-            choice += (_scratch(s.expr, choice[0], shape, home_of, shapes, names, i, free),)
+        if choice is not None and choice[1]:  # other dead operands: where a factor may go
+            arrays = sorted(s.expr.free_symbols, key=sp.default_sort_key)
+            out_home = home_of[choice[0]]
+            scratch = [names.of(a) for a in arrays if reusable(a, i, shape)]
+            choice += (tuple(n for n in scratch if home_of[n] != out_home),)
         if choice is not None:
             plan[id(s)] = choice
             home_of[target] = home_of[choice[0]]
@@ -80,18 +87,6 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
         elif not matrix or _fresh_matrix(s.expr):
             home_of[target], members[target], shapes[target] = target, [target], shape
     return plan
-
-
-def _scratch(expr, out: str, shape, home_of, shapes, names, i: int, free) -> tuple[str, ...]:
-    """Arrays of the result's shape that the statement reads last (other than ``out``): a
-    factor of the result may be computed in their memory (``1 - A1**2`` in ``A1``'s)."""
-    found = []
-    for sym in sorted(expr.free_symbols, key=sp.default_sort_key):
-        name = names.of(sym)
-        home = home_of.get(name)
-        if home and home != home_of.get(out) and shapes.get(home) == shape and free(home, i, True):
-            found.append(name)
-    return tuple(found)
 
 
 def _product_into(expr) -> bool:
