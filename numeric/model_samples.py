@@ -14,6 +14,7 @@ import numpy as np
 from derive import registry
 from derive.errors import BackpropInputError
 
+from .gradcheck_inputs import GradcheckInputError, validate_params
 from .jax_route import n_outputs
 
 #: Draws of parameters tried for a finite loss (expressions with log or sqrt of a parameter).
@@ -67,21 +68,19 @@ def check_data(model, X, Y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_params(shapes: dict, params: dict) -> dict[str, np.ndarray]:
-    """Parameters a caller gave, as arrays; a BackpropInputError names a missing, misshapen
-    or non-finite one."""
-    out = {}
+    """Parameters a caller gave, as arrays; a BackpropInputError names a missing or misshapen
+    one, or one that is not a finite float array (the gradient checker's own validation)."""
     for name, shape in shapes.items():
         if name not in params:
             raise BackpropInputError(f"params lacks {name!r}; the model's are {', '.join(shapes)}")
-        value = np.asarray(params[name])
-        if value.shape != tuple(shape):
+        if np.shape(params[name]) != tuple(shape):
             raise BackpropInputError(
-                f"params[{name!r}] has shape {value.shape}, not {tuple(shape)}"
+                f"params[{name!r}] has shape {np.shape(params[name])}, not {tuple(shape)}"
             )
-        if not np.isfinite(value).all():
-            raise BackpropInputError(f"params[{name!r}] is not finite: parameters must be numbers")
-        out[name] = value
-    return out
+    try:
+        return validate_params({name: params[name] for name in shapes})
+    except GradcheckInputError as err:
+        raise BackpropInputError(str(err)) from err
 
 
 def target_kind(model) -> str:

@@ -61,6 +61,17 @@ from .route_comparison import (
 from .verification_results import Mismatch, Row, Verification
 
 
+def params_difference(found: dict, wanted: dict) -> str:
+    """How a kernel's PARAMS differ from a model's: other names, or other shapes."""
+    if set(found) != set(wanted):
+        return f"its PARAMS are {', '.join(found)}; the model's are {', '.join(wanted)}"
+    return "; ".join(
+        f"{name} is {found[name]} in the kernel, {shape} in the model"
+        for name, shape in wanted.items()
+        if found[name] != shape
+    )
+
+
 def verify(
     model,
     dtype: str = "float64",
@@ -90,27 +101,29 @@ def verify(
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    # the model's own kernel picks the draws: a kernel under test whose loss is never
-    # finite is then a failed check (its NaN against JAX's value), not a model with no data
-    reference = codegen(model.derive())
+    reference = None
+    if kernel is None or params is None:
+        reference = codegen(model.derive())
+        timings["derive + codegen"] = time.perf_counter() - start
     kernel = reference if kernel is None else kernel
-    timings["derive + codegen"] = time.perf_counter() - start
     if getattr(kernel, "target", "numpy") == "jax":
         kernel = _X64(kernel)
     shapes = {name: tuple(shape) for name, shape in kernel.module.PARAMS.items()}
     if shapes != model.param_shapes():
+        name = getattr(kernel, "path", None) or "the kernel"
         raise BackpropInputError(
-            f"the kernel's PARAMS {shapes} are not the parameters of {model.spec} "
-            f"{model.param_shapes()}"
+            f"{name} is not a kernel for {model.spec}: "
+            f"{params_difference(shapes, model.param_shapes())}"
         )
     if data is not None:
         data = check_data(model, *data)
     if params is None:
+        # the model's own kernel picks the draws: a kernel under test whose loss is never
+        # finite is then a failed check (its NaN against JAX's value), not a model with no data
         params, X, Y = draw_finite(model, reference, shapes, dtype, batch, seed, data)
     else:
         X, Y = data if data is not None else sample_data(model, batch, dtype, seed)
     params = check_params(shapes, params)
-    X, Y = np.asarray(X), np.asarray(Y)
     batch = X.shape[0]
     tol = TOLERANCES[dtype]
     notes: list[str] = []

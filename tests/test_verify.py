@@ -275,7 +275,7 @@ def test_malformed_gradients_are_mismatches_not_crashes():
 def test_a_kernel_for_another_model_is_refused():
     model, _ = built("logreg:3")
     _, other = built("logreg:4")
-    with pytest.raises(derive.BackpropInputError, match="not the parameters of logreg:3"):
+    with pytest.raises(derive.BackpropInputError, match="not a kernel for logreg:3: w is"):
         verify(model, kernel=other)
 
 
