@@ -174,8 +174,6 @@ class KernelArithmetic(StrPrinter):
                 if scalar == 1
                 else self._print(scalar * sp.Symbol("__dot__")).replace("__dot__", dot)
             )
-        if isinstance(arg, sp.Function):  # a call (np.where(...), np.exp(...)) needs no ( )
-            return f"{self._print(arg)}.sum()"
         return f"{self.parenthesize(arg, PRECEDENCE['Func'], strict=True)}.sum()"
 
     def _two_arrays(self, expr):

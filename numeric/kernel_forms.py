@@ -1,7 +1,8 @@
 """The forms a kernel's expressions take before printing.
 
 Two SymPy functions the program adds to a derivation's formulas (:class:`batch_mean`,
-:class:`zeros_like`), and :func:`elementwise_form`, which rewrites a matrix expression over
+:class:`zeros_like`), :func:`masked_value` (a Piecewise that is a product with a mask), and
+:func:`elementwise_form`, which rewrites a matrix expression over
 arrays stored with fewer axes (a chain network's ``1×1`` weights are numbers). Math only:
 how each prints is the printers' business.
 """
@@ -27,6 +28,20 @@ class zeros_like(sp.Function):  # noqa: N801
 
     nargs = 1
     is_real = True
+
+
+def masked_value(expr) -> tuple | None:
+    """``(value, condition)`` when ``expr`` is a Piecewise that is ``value`` where the condition
+    holds and 0 elsewhere, ``value`` finite everywhere (no function, no power): it prints as
+    the product ``value * (condition)``, no ``np.where``. None for anything else."""
+    if not isinstance(expr, sp.Piecewise) or len(expr.args) != 2:
+        return None
+    (value, cond), (other, always) = expr.args[0].args, expr.args[1].args
+    if always != sp.true or other != 0 or not value.free_symbols:
+        return None
+    if value.has(sp.Function) or value.has(sp.Pow):
+        return None
+    return value, cond
 
 
 def elementwise_form(expr, ranks: dict[str, int], rank: int | None = None):

@@ -11,13 +11,13 @@ how a function is wrapped.
 from __future__ import annotations
 
 import sympy as sp
-from sympy import Pow
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from derive.errors import BackpropInputError
 
 from .kernel_arithmetic import KernelArithmetic
+from .kernel_forms import masked_value
 from .line_layout import wrap_statement
 
 # Array functions with the same name in NumPy and jax.numpy (SymPy name -> array name).
@@ -123,8 +123,9 @@ class KernelPrinter(KernelArithmetic):
     # -- atoms
 
     def parenthesize(self, item, level, strict=False):
-        # a Piecewise may print as a product (``Z1 * (Z1 > 0)``)
-        prec = PRECEDENCE["Mul"] if isinstance(item, sp.Piecewise) else precedence(item)
+        prec = precedence(item)
+        if isinstance(item, sp.Piecewise):  # a product (Z1 * (Z1 > 0)) or a call (np.where)
+            prec = PRECEDENCE["Mul"] if masked_value(item) else PRECEDENCE["Func"]
         if prec < level or (not strict and prec <= level):
             return f"({self._print(item)})"
         return self._print(item)
@@ -221,10 +222,10 @@ class KernelPrinter(KernelArithmetic):
             if len(pieces) == 2 and values == [1, 0] and pieces[1].cond == sp.true:
                 return f"{self._condition(pieces[0].cond)}.astype({self.dtype_of_inputs})"
             return f"{self._where(pieces)}.astype({self.dtype_of_inputs})"
-        if len(pieces) == 2 and pieces[1].cond == sp.true and values[1] == 0:
-            value, cond = pieces[0].expr, pieces[0].cond
-            if not value.has(sp.Function) and not value.has(Pow):  # safe: finite everywhere
-                return f"{self.parenthesize(value, PRECEDENCE['Mul'])} * {self._condition(cond)}"
+        masked = masked_value(expr)
+        if masked:
+            value, cond = masked
+            return f"{self.parenthesize(value, PRECEDENCE['Mul'])} * {self._condition(cond)}"
         return self._where(pieces)
 
     def _where(self, pieces) -> str:

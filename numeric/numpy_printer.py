@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import Mul, Pow
 
+from .kernel_forms import masked_value
 from .kernel_printer import ELEMENTWISE, KernelPrinter
 
 
@@ -115,12 +116,12 @@ class NumPyPrinter(KernelPrinter):
             return f"{np_}.add({self._print(product)}, {self._print(other)}, out={out})"
         if isinstance(expr, sp.Function) and name in ELEMENTWISE and len(expr.args) == 1:
             return f"{np_}.{ELEMENTWISE[name]}({self._print(expr.args[0])}, out={out})"
-        if isinstance(expr, sp.Piecewise) and len(expr.args) == 2:
-            (value, cond), (other, always) = expr.args[0].args, expr.args[1].args
-            if always == sp.true and other == 0 and value.free_symbols:
-                if not value.has(sp.Function) and not value.has(Pow):
-                    return f"{np_}.multiply({self._print(value)}, {self._print(cond)}, out={out})"
-            return None
+        if isinstance(expr, sp.Piecewise):
+            masked = masked_value(expr)
+            if masked is None:
+                return None
+            value, cond = masked
+            return f"{np_}.multiply({self._print(value)}, {self._print(cond)}, out={out})"
         if isinstance(expr, Mul):
             coeff, rest = expr.as_coeff_Mul()
             num, den = [], []

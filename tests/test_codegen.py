@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import derive
 from derive import registry
+from derive.ops import total
 from numeric import TARGETS, codegen
 from numeric.kernel import Kernel, load
 
@@ -244,6 +245,23 @@ def test_generated_sources_pass_ruff_check_and_ruff_format(tmp_path, target):
 def test_a_sum_over_a_call_has_no_needless_parentheses():
     source = mlp_kernel([3, 2], activation="tanh", output="linear", loss="huber").source
     assert "np.where(" in source and "(np.where(" not in source
+
+
+def test_a_sum_over_a_masked_product_sums_the_product_not_the_mask():
+    """``total(Z if Z > 0 else 0)`` prints as ``Z * (Z > 0)``: its sum needs the brackets."""
+    from numeric.numpy_printer import NumPyPrinter
+
+    z = sp.Symbol("Z1", real=True)
+    for expr, oracle in [
+        (total(sp.Piecewise((z, z > 0), (0, True))), lambda Z: sum(max(v, 0) for v in Z)),
+        (
+            total(sp.Piecewise((z, z > 0), (z / 100, True))),
+            lambda Z: sum(v if v > 0 else v / 100 for v in Z),
+        ),
+    ]:
+        code = NumPyPrinter().doprint(expr)
+        Z1 = np.array([-2.0, 0.5, 3.0])
+        assert np.isclose(eval(code, {"np": np, "Z1": Z1}), oracle(Z1)), code
 
 
 def test_a_long_title_is_wrapped_in_the_docstring_not_cut():
