@@ -1,10 +1,12 @@
 """The forms a kernel's expressions take before printing.
 
 Two SymPy functions the program adds to a derivation's formulas (:class:`batch_mean`,
-:class:`zeros_like`), :func:`masked_value` (a Piecewise that is a product with a mask), and
-:func:`elementwise_form`, which rewrites a matrix expression over
-arrays stored with fewer axes (a chain network's ``1×1`` weights are numbers). Math only:
-how each prints is the printers' business.
+:class:`zeros_like`); two tests of a form, shared by the printers and the memory plan
+(:func:`plain_product`, a matrix product that can be written into a given array, and
+:func:`masked_value`, a Piecewise that is a product with a mask); and
+:func:`elementwise_form`, which rewrites a matrix expression over arrays stored with fewer
+axes (a chain network's ``1×1`` weights are numbers). Math only: how each prints is the
+printers' business.
 """
 
 from __future__ import annotations
@@ -28,6 +30,17 @@ class zeros_like(sp.Function):  # noqa: N801
 
     nargs = 1
     is_real = True
+
+
+def plain_product(expr) -> bool:
+    """``A @ B`` of two matrices, neither a column of ones (that is a broadcast, not a GEMM):
+    a product that can be written into a given array."""
+    if not isinstance(expr, sp.MatMul):
+        return False
+    coeff, matrices = expr.as_coeff_matrices()
+    return (
+        coeff == 1 and len(matrices) == 2 and not any(isinstance(m, sp.OneMatrix) for m in matrices)
+    )
 
 
 def masked_value(expr) -> tuple | None:

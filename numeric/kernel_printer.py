@@ -99,9 +99,9 @@ class KernelPrinter(KernelArithmetic):
         (:class:`numeric.numpy_printer.NumPyPrinter`); here, None."""
         return None
 
-    def bias_in_place(self, expr) -> tuple[str, str] | None:
-        """``A @ W + b`` as the product and the term to add to it in place, where the target
-        can (:class:`numeric.numpy_printer.NumPyPrinter`); here, None."""
+    def bias_in_place(self, expr, out: str | None = None) -> tuple[str, str] | None:
+        """``A @ W + b`` as the product (into ``out``) and the term to add to it in place,
+        where the target can (:class:`numeric.numpy_printer.NumPyPrinter`); here, None."""
         return None
 
     def helper_source(self, name: str) -> str:

@@ -11,6 +11,7 @@ from sympy.core.relational import Relational
 from derive.ops import m as BATCH
 from derive.ops import rowsum, total
 
+from .kernel_forms import plain_product
 from .printers import batch_mean
 from .stable import rowmax
 from .statements import Names, identifiers, is_matrix
@@ -92,15 +93,8 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
 def _product_into(expr) -> bool:
     """A matrix product the printers can write into a given array (``A @ B``, ``A @ B + b``)."""
     if isinstance(expr, sp.MatAdd):
-        return len(expr.args) == 2 and any(_product_into(a) for a in expr.args)
-    if isinstance(expr, sp.MatMul):
-        coeff, matrices = expr.as_coeff_matrices()
-        return (
-            coeff == 1
-            and len(matrices) == 2
-            and not any(isinstance(m, sp.OneMatrix) for m in matrices)
-        )
-    return False
+        return len(expr.args) == 2 and any(plain_product(a) for a in expr.args)
+    return plain_product(expr)
 
 
 def _shape_of(expr, shapes: dict[str, tuple], names: Names) -> tuple | None:

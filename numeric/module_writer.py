@@ -13,13 +13,11 @@ import sympy as sp
 from derive.ops import m as BATCH
 
 from .data_lines import DataLines, group_parameters
-from .kernel import Kernel, KernelLine
+from .kernel import FUNCTIONS, Kernel, KernelLine
 from .memory_reuse import reuse_plan
 from .printers import WIDTH, KernelPrinter, wrap_statement
 from .shared_values import common_subexpressions, share_softplus, temp_ranks
 from .statements import Names, binding, deps_of, identifiers, live
-
-FUNCTIONS = ("forward", "loss", "loss_and_grads")
 
 
 class ModuleWriter:
@@ -166,19 +164,20 @@ class ModuleWriter:
         if s.code is not None:
             return [(text, s.kind) for text in wrap_statement(f"{s.target} = ", s.code, s.equation)]
         lhs, equation = names(s.target), s.equation
-        code = local.doprint_into(s.expr, out)
-        if out is not None and not operand and code != local.doprint(s.expr):
+        split = local.bias_in_place(s.expr, out)
+        code = split[0] if split else local.doprint_into(s.expr, out)
+        if out is not None and not operand and f"out={out}" in code:
             equation += f", in {out}'s memory"  # say why an unrelated name is written
-        split = local.bias_in_place(s.expr) if out is None else None
         if split:  # Z1 = X @ W1, then Z1 += b1: no second array for the sum
-            product, bias = split
-            lines = wrap_statement(f"{lhs} = ", product, equation)
-            lines += wrap_statement(f"{lhs} += ", bias, "bias added in place")
+            lines = wrap_statement(f"{lhs} = ", code, equation)
+            lines += wrap_statement(f"{lhs} += ", split[1], "bias added in place")
             return [(text, s.kind) for text in lines]
         factor = None
         if scratch and {out, lhs} <= adjoints:  # dZ1 = dA1 * dA1/dZ1
             name = names.fresh(f"{out}_{lhs}")
             factor = local.factor_into(s.expr, out, scratch, name)
+            if not factor:
+                names.taken.discard(name)  # the name is free again
         if not factor:
             return [(text, s.kind) for text in wrap_statement(f"{lhs} = ", code, equation)]
         # the factor in the memory of an array nothing reads afterwards: no temporaries

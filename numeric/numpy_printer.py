@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import Mul, Pow
 
-from .kernel_forms import masked_value
+from .kernel_forms import masked_value, plain_product
 from .kernel_printer import ELEMENTWISE, KernelPrinter
 
 
@@ -27,19 +27,19 @@ class NumPyPrinter(KernelPrinter):
                 return text
         return self.doprint(expr)
 
-    def bias_in_place(self, expr) -> tuple[str, str] | None:
+    def bias_in_place(self, expr, out: str | None = None) -> tuple[str, str] | None:
         """``A @ W + b`` as the product and the term to add to it in place (``Z1 = X @ W1``,
-        then ``Z1 += b1``): the product is a new array, so the sum needs no second one
-        (1-2 % of an MLP pass at batch 128). None for any other expression."""
+        then ``Z1 += b1``; with ``out``, ``np.matmul(A, W, out=...)``): the sum needs no second
+        array (1-2 % of an MLP pass at batch 128). None for any other expression."""
         if not isinstance(expr, sp.MatAdd) or len(expr.args) != 2:
             return None
-        product = next((arg for arg in expr.args if _plain_product(arg)), None)
+        product = next((arg for arg in expr.args if plain_product(arg)), None)
         if product is None:
             return None
         other = next(arg for arg in expr.args if arg is not product)
         if isinstance(other, sp.MatMul) and other.as_coeff_matrices()[0] != 1:
             return None
-        return self._print(product), self._print(other)
+        return self.doprint_into(product, out), self._print(other)
 
     def factor_into(self, expr, out: str, scratch: tuple[str, ...], name: str):
         """``dZ1 = dA1 * (1 - A1**2)`` in two lines, neither allocating: the factor is computed
@@ -108,12 +108,6 @@ class NumPyPrinter(KernelPrinter):
         if isinstance(expr, sp.MatMul):
             coeff, (a, b) = expr.as_coeff_matrices()
             return f"{np_}.matmul({self._print(a)}, {self._print(b)}, out={out})"
-        if isinstance(expr, sp.MatAdd):
-            product = next(arg for arg in expr.args if isinstance(arg, sp.MatMul))
-            other = next(arg for arg in expr.args if arg is not product)
-            if isinstance(other, sp.MatMul) and other.as_coeff_matrices()[0] != 1:
-                return None
-            return f"{np_}.add({self._print(product)}, {self._print(other)}, out={out})"
         if isinstance(expr, sp.Function) and name in ELEMENTWISE and len(expr.args) == 1:
             return f"{np_}.{ELEMENTWISE[name]}({self._print(expr.args[0])}, out={out})"
         if isinstance(expr, sp.Piecewise):
@@ -148,13 +142,3 @@ class NumPyPrinter(KernelPrinter):
                 return f"{np_}.subtract({self._print(first)}, {self._print(-others)}, out={out})"
             return f"{np_}.add({self._print(first)}, {self._print(others)}, out={out})"
         return None
-
-
-def _plain_product(expr) -> bool:
-    """``A @ B`` of two matrices, neither a column of ones (that is a broadcast, not a GEMM)."""
-    if not isinstance(expr, sp.MatMul):
-        return False
-    coeff, matrices = expr.as_coeff_matrices()
-    return (
-        coeff == 1 and len(matrices) == 2 and not any(isinstance(m, sp.OneMatrix) for m in matrices)
-    )

@@ -168,8 +168,6 @@ class Program:
 
     # -- rendering
 
-    # -- rendering
-
     def render(self, printer_class: type[KernelPrinter], dtype: str = "float64") -> Kernel:
         return ModuleWriter(self, printer_class, dtype).kernel()
 
