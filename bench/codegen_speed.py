@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -187,10 +188,9 @@ def _run_case(case, budget, np, jax, baselines, codegen) -> list[dict]:
     floor = times["floor"]
     rows = []
     for name in variants:
-        ratios = sorted(t / f for t, f in zip(times[name], floor))
-        rows.append(dict(case=case["name"], variant=name, median=_median(times[name]),
-                         ratio=_median(ratios), rounds=rounds, target=case["target"],
-                         spread=(ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]),
+        q1, ratio, q3 = statistics.quantiles([t / f for t, f in zip(times[name], floor)], n=4)
+        rows.append(dict(case=case["name"], variant=name, median=statistics.median(times[name]),
+                         ratio=ratio, quartiles=(q1, q3), rounds=rounds, target=case["target"],
                          faults=faults[name] / calls[name]))  # fmt: skip
     return rows
 
@@ -213,12 +213,6 @@ def _check_agreement(kernel, params, X, Y, jparams, jX, jY, jax_fn, gen_jax, bas
             assert other.shape == g.shape and np.max(np.abs(other - g)) <= bound, (name, key)
 
 
-def _median(values):
-    values = sorted(values)
-    k = len(values) // 2
-    return values[k] if len(values) % 2 else (values[k - 1] + values[k]) / 2
-
-
 def _print_table(rows) -> None:
     by_case: dict[str, dict] = {}
     for row in rows:
@@ -232,7 +226,7 @@ def _print_table(rows) -> None:
     for case, variants in by_case.items():
         for name, row in variants.items():
             target = f"<={row['target']:.2f}" if name == "generated" else ""
-            quartiles = "{:.3f}-{:.3f}".format(*row["spread"])
+            quartiles = "{:.3f}-{:.3f}".format(*row["quartiles"])
             print(f"{case:<48} {name:<10} {_fmt(row['median']):>10} {row['ratio']:>8.3f} "
                   f"{quartiles:>13} {target:>7} {row['faults']:>7.0f}")  # fmt: skip
         gen = variants["generated"]["ratio"]

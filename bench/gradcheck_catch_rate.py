@@ -13,10 +13,9 @@ Run: ``python -m bench.gradcheck_catch_rate`` (``--seeds``, ``--threads``; see `
 """
 
 import argparse
-import os
 import sys
 
-from bench import THREAD_VARS, pin_threads
+from bench import pin_threads
 
 
 def _args(argv=None):
@@ -29,7 +28,7 @@ def _args(argv=None):
 
 
 ARGS = _args() if __name__ == "__main__" else _args([])
-pin_threads(ARGS.threads)  # before NumPy is imported
+PINS = pin_threads(ARGS.threads)  # before NumPy is imported
 
 import time  # noqa: E402
 
@@ -119,7 +118,7 @@ def main() -> int:
     lf = lambda p: loss(p, X, y)  # noqa: E731
     g = grads(params, X, y)
     n_params = sum(a.size for a in params.values())
-    print("threads: " + " ".join(f"{v}={os.environ[v]}" for v in THREAD_VARS))
+    print("thread pins: " + ", ".join(f"{k}={v}" for k, v in PINS.items()))
     print(
         f"model:   MLP {'-'.join(map(str, SIZES))}, relu + softmax-CE, float64, batch {BATCH},"
         f" {n_params:,} params"

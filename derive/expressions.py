@@ -125,10 +125,11 @@ def from_expr(expr, params=None, inputs=None, name: str | None = None) -> Model:
     expr = sp.sympify(expr)
     if not isinstance(expr, sp.Expr) or not expr.free_symbols:
         raise ExpressionError(f"need an expression with at least one symbol, got {expr!r}")
-    if expr.doit().has(sp.zoo, sp.nan, sp.oo, -sp.oo):  # x/0 is x*zoo to SymPy: no derivative
+    evaluated = expr.doit()
+    if evaluated.has(sp.zoo, sp.nan, sp.oo, -sp.oo):  # x/0 is x*zoo to SymPy: no derivative
         raise ExpressionError(
             f"{source or str(expr)!r} is undefined: a division by zero or an infinity "
-            f"(SymPy reads it as {expr.doit()})"
+            f"(SymPy reads it as {evaluated})"
         )
     leaves = sorted(expr.free_symbols, key=lambda s: s.name)
     params, inputs = _split_leaves(leaves, params, inputs)

@@ -1,7 +1,8 @@
 """The ``backprop`` command: derive, codegen, check, report.
 
-Exit codes: 0 ok; 1 a verification mismatch (or a PDF that failed to compile); 2 bad input
-(one line on stderr, no traceback).
+Exit codes: 0 ok; 1 a verification mismatch (or a PDF that failed to compile); 2 bad input,
+out of memory included (one line on stderr, no traceback); 141 the reader of the output left
+early (``| head``), as a shell reports for SIGPIPE.
 """
 
 from __future__ import annotations
