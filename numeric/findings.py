@@ -125,7 +125,8 @@ def _num(x: float) -> str:
     return f"{x: .6e}" if np.isfinite(x) else f" {x}"
 
 
-def _align(rows: list[tuple[str, ...]], indent: str) -> list[str]:
+def align_columns(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    """Rows of cells as text lines, each column as wide as its widest cell."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return [
         indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -147,7 +148,7 @@ def _entry_table(entries: list[EntryFinding]) -> list[str]:
                 e.broke,
             )
         )
-    return _align(rows, "    ")
+    return align_columns(rows, "    ")
 
 
 def _param_line(p: ParamFinding) -> tuple[str, ...]:
@@ -173,7 +174,7 @@ def _render(r: GradcheckResult) -> str:
         f"  tolerance: |analytic - numeric| <= atol {t.atol:.1e} + rtol {t.rtol:.0e}·|numeric|"
         f" + {t.fd_factor:g}·fd_error",
     ]
-    param_lines = _align([_param_line(p) for p in r.params], "  ")
+    param_lines = align_columns([_param_line(p) for p in r.params])
     for p, line in zip(r.params, param_lines, strict=True):
         lines.append(line)
         if p.hint is not None:

@@ -9,6 +9,7 @@ import math
 import textwrap
 from typing import TYPE_CHECKING
 
+from .findings import align_columns
 from .route_comparison import FD_FACTOR, TOLERANCES
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def render(v: Verification) -> str:
     for r in v.rows:
         cells = (r.jax_abs, r.jax_rel, r.fd_abs, r.fd_rel)
         table.append((r.name, str(r.shape), *map(_num, cells), r.worst, r.verdict))
-    lines += _align(table)
+    lines += align_columns(table)
     lines.append("")
     lines += [f"  {m}" for m in v.mismatches]
     for note in v.notes:
@@ -59,11 +60,6 @@ def render(v: Verification) -> str:
 
 def _num(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.1e}"
-
-
-def _align(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
 __all__ = ["render"]
