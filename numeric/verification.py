@@ -30,6 +30,7 @@ few random ones; JAX still covers every entry.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 
 import numpy as np
@@ -97,6 +98,10 @@ def verify(
     dtype = str(np.dtype(dtype))
     if dtype not in TOLERANCES:
         raise BackpropInputError(f"dtype must be one of {', '.join(TOLERANCES)}, got {dtype!r}")
+    for name, value, low in (("batch", batch, 1), ("seed", seed, 0)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            what = "a positive" if low else "a non-negative"
+            raise BackpropInputError(f"{name} must be {what} integer, got {value!r}")
     from .generator import codegen
 
     timings: dict[str, float] = {}

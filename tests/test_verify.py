@@ -172,6 +172,20 @@ def test_parameters_of_a_log_are_drawn_where_the_loss_is_finite():
     assert result.params["a"] > 0 and result.params["b"] >= 0
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (dict(batch=0), "batch must be a positive integer, got 0"),
+        (dict(batch=2.5), "batch must be a positive integer, got 2.5"),
+        (dict(seed=-1), "seed must be a non-negative integer, got -1"),
+    ],
+)
+def test_a_bad_batch_or_seed_is_named_not_a_numpy_error(option, message):
+    model, kernel = built("logreg:3")
+    with pytest.raises(derive.BackpropInputError, match=message):
+        verify(model, kernel=kernel, **option)
+
+
 def test_a_loss_with_no_finite_value_anywhere_is_an_input_error():
     with pytest.raises(derive.BackpropInputError, match="not finite at any of 8 random draws"):
         verify(derive.from_expr("J = log(-a**2 - 1)"))
