@@ -95,6 +95,14 @@ class Column:
         return worst, worst / top if top > zero else math.nan
 
 
+def route_bound(t, ref, scale, noise, dtype, fd_error=0.0):
+    """How far the kernel may be from a route's ``ref``: ``rtol |ref| + atol max|grad|`` plus
+    rounding noise (and ``FD_FACTOR`` error bars for FD), never below the smallest normal
+    number of ``dtype``: XLA flushes subnormals to 0, so 4e-309 against 0 is equal."""
+    fd_part = FD_FACTOR * np.asarray(fd_error)
+    return t.rtol * np.abs(ref) + t.atol * scale + noise + fd_part + np.finfo(dtype).tiny
+
+
 def fd_columns(kernel, params, X, Y, grads, columns, t, scale, noise, mode, seed, batch):
     """Fill ``columns[name]["FD"]``; in fast mode return gradcheck's findings as well."""
     X64 = X.astype(np.float64) if X.dtype.kind == "f" else X
@@ -103,6 +111,7 @@ def fd_columns(kernel, params, X, Y, grads, columns, t, scale, noise, mode, seed
         lambda p: kernel.loss(p, X64, Y64), {n: x.astype(np.float64) for n, x in params.items()}
     )
     f0 = ev.base()
+    dtype = X.dtype if X.dtype.kind == "f" else np.float64
     findings = {}
     if mode == "fast" and grads:
         result = gradcheck.check_gradients(
@@ -130,7 +139,7 @@ def fd_columns(kernel, params, X, Y, grads, columns, t, scale, noise, mode, seed
             idx = np.sort(np.concatenate([worst, pick]))
 
         def bound_of(est, name=name):
-            return t.rtol * np.abs(est.value) + t.atol * scale + noise[name] + FD_FACTOR * est.error
+            return route_bound(t, est.value, scale, noise[name], dtype, est.error)
 
         # entries that look like a kink, or disagree, are looked at again with smaller steps
         est = fd.entry_estimates(ev, name, idx, f0)

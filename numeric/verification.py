@@ -58,6 +58,7 @@ from .route_comparison import (
     Tolerance,
     fd_columns,
     judge,
+    route_bound,
 )
 from .verification_results import Mismatch, Row, Verification
 
@@ -148,11 +149,8 @@ def verify(
         name: NOISE_FACTOR * shrink * _spread(jax_32[name], jax_grads[name]) for name in shapes
     }
 
-    cost_bound = (
-        tol["JAX"].rtol * max(abs(cost_j), abs(cost_k))
-        + NOISE_FACTOR * shrink * _spread(cost_32, cost_j)
-        + np.finfo(dtype).tiny  # a float32 cost may underflow where float64 does not
-    )
+    cost_noise = NOISE_FACTOR * shrink * _spread(cost_32, cost_j)
+    cost_bound = route_bound(tol["JAX"], max(abs(cost_j), abs(cost_k)), 0.0, cost_noise, dtype)
     for what, value in (("loss", cost_loss), ("loss_and_grads", cost_k)):
         if not abs(value - cost_j) <= cost_bound:
             mismatches.append(
@@ -163,8 +161,7 @@ def verify(
     t = tol["JAX"]
     for name in grads:
         ref = jax_grads[name].reshape(-1)
-        bound = t.rtol * np.abs(ref) + t.atol * scale + noise[name]
-        bound += np.finfo(dtype).tiny  # XLA flushes subnormals to 0: 4e-309 against 0 is equal
+        bound = route_bound(t, ref, scale, noise[name], dtype)
         columns[name]["JAX"] = Column(np.arange(ref.size), ref, bound, np.zeros(ref.size, bool))
 
     start = time.perf_counter()
