@@ -191,13 +191,15 @@ def check_gradients(
         seed = int(np.random.SeedSequence().entropy % 2**31)
     cs = ComplexState(complex_step)
     ev_num, f0_num = _upcast(ev, params, grads, f0)
-    numeric_side = (ev_num, f0_num, tol, cs, batch_size)
     if mode == "exact":
-        findings = [exact_finding(n, x, grads[n], *numeric_side) for n, x in params.items()]
+        findings = [
+            exact_finding(n, x, grads[n], ev_num, f0_num, tol, cs, batch_size)
+            for n, x in params.items()
+        ]
     else:
         proj = Projector(ev_num, grads, f0_num, tol, np.random.default_rng(seed), cs, dtype)
         findings = [
-            fast_finding(n, x, grads[n].reshape(-1), proj, *numeric_side) for n, x in params.items()
+            fast_finding(n, x, grads[n].reshape(-1), proj, batch_size) for n, x in params.items()
         ]
     return GradcheckResult(
         ok=all(f.ok for f in findings),

@@ -174,11 +174,10 @@ def _line_pattern(proj, name, x, cand, work, found: list[EntryFinding]) -> Hint 
     return None
 
 
-def fast_finding(
-    name, x, g, proj: Projector, ev, f0, tol, cs: ComplexState, batch_size
-) -> ParamFinding:
+def fast_finding(name, x, g, proj: Projector, batch_size) -> ParamFinding:
     """One tensor in fast mode: project, and bisect to the wrong entries if a projection
     disagrees. Tensors of at most LEAF_SIZE entries are checked elementwise."""
+    ev, f0, tol, cs = proj.ev, proj.f0, proj.tol, proj.cs
     a = g.reshape(-1)
     if x.size <= LEAF_SIZE:
         return exact_finding(name, x, g, ev, f0, tol, cs, batch_size)
@@ -192,9 +191,7 @@ def fast_finding(
     work = np.where(np.isfinite(a), a, 0.0)
     if not any(proj.measure(name, cand, work).mismatch for _ in range(FAST_DIRECTIONS)):
         return ParamFinding(name, x.shape, 0, len(bad), 0, how, tuple(found))
-    checked, n_fail, at_least, hint, note = _search(
-        proj, name, x, a, cand, work, found, (ev, f0, tol, cs), batch_size
-    )
+    checked, n_fail, at_least, hint, note = _search(proj, name, x, a, cand, work, found, batch_size)
     how += f" + bisection, {checked} entries elementwise"
     return ParamFinding(
         name,
@@ -211,11 +208,11 @@ def fast_finding(
 
 
 def _search(
-    proj: Projector, name, x, a, cand, work, found: list[EntryFinding], numeric_side, batch_size
+    proj: Projector, name, x, a, cand, work, found: list[EntryFinding], batch_size
 ) -> tuple[int, int, bool, Hint | None, str]:
     """Rounds of bisect, confirm elementwise, fix the entries found in ``work`` and project
     again; appends to ``found``. Returns (checked, failed, failed_at_least, hint, note)."""
-    ev, f0, tol, cs = numeric_side
+    ev, f0, tol, cs = proj.ev, proj.f0, proj.tol, proj.cs
     checked, n_fail, at_least, hint, note = 0, 0, False, None, ""
     for round_ in range(FAST_ROUNDS):
         leaf, tracked = _bisect(proj, name, cand, work)
