@@ -106,14 +106,31 @@ class Model:
         n_in = self._size(self.inputs[0].shape[1]) if self.level == "matrix" else len(self.inputs)
         if not self.targets:
             return {"X": (m, n_in), "Y": (m, 0)}
-        labels = self.loss is not None and registry.loss(self.loss).targets == "labels"
-        if self.level == "matrix":
+        vector = self.labels or self.real_target_vector
+        return {"X": (m, n_in), "Y": (m,) if vector else (m, self.n_outputs)}
+
+    @property
+    def n_outputs(self) -> int:
+        """Output units: columns of ``Y`` (one-hot for labels), 0 for an expression."""
+        if self.level == "matrix" and self.targets:
             (target,) = self.targets
-            vector = len(target.array_shape) == 1
-            n_out = self._size(target.shape[1])
-        else:
-            vector, n_out = self.kind == "logreg", len(self.targets)
-        return {"X": (m, n_in), "Y": (m,) if labels or vector else (m, n_out)}
+            return self._size(target.shape[1])
+        return len(self.targets)
+
+    @property
+    def labels(self) -> bool:
+        """``Y`` holds integer class labels (a sparse loss), one per example."""
+        return self.loss is not None and registry.loss(self.loss).targets == "labels"
+
+    @property
+    def real_target_vector(self) -> bool:
+        """``Y`` holds one real target per example as ``(m,)`` (logistic regression's contract),
+        not a column ``(m, 1)``."""
+        if self.labels or not self.targets:
+            return False
+        if self.level == "matrix":
+            return len(self.targets[0].array_shape) == 1
+        return self.kind == "logreg"
 
     def _size(self, dim) -> int:
         return int(sp.sympify(dim).xreplace(self.dims))

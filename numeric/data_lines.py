@@ -34,7 +34,7 @@ class DataLines:
             out.append(binding(ident, f'params["{name}"]', name))
         if model.targets:
             if self.p.labels:
-                code = f"{np_}.eye({self.p._n_outputs()}, dtype=X.dtype)[Y]"
+                code = f"{np_}.eye({self.model.n_outputs}, dtype=X.dtype)[Y]"
                 comment = "one-hot rows of the integer labels"
             else:
                 code, comment = f"{np_}.asarray(Y, dtype=X.dtype)", "targets in the inputs' dtype"
@@ -42,7 +42,7 @@ class DataLines:
         if not self.p.matrix:
             out += self._element_bindings(shapes)
             out += self._column_bindings("X", model.inputs, vector=False)
-            out += self._column_bindings("Y", model.targets, self.p._targets_are_vector())
+            out += self._column_bindings("Y", model.targets, self.p.model.real_target_vector)
         out.append(binding("m", "X.shape[0]", "m", comment="batch size"))
         code = f"{np_}.ones(m, dtype=X.dtype)"
         out.append(

@@ -39,8 +39,6 @@ import weakref
 import numpy as np
 import sympy as sp
 
-from derive import registry
-
 from .printers import EquationPrinter, JaxPrinter, elementwise_form
 from .stable import stabilize
 
@@ -71,14 +69,6 @@ def _identifiers(model) -> dict[str, str]:
     return out
 
 
-def n_outputs(model) -> int:
-    """Output units (columns of a one-hot ``Y``)."""
-    if model.level == "matrix":
-        (target,) = model.targets
-        return int(sp.sympify(target.shape[1]).xreplace(model.dims))
-    return len(model.targets)
-
-
 def _leaf_code(model, node, ident: dict[str, str], inputs: list) -> str | None:
     """How a leaf is read from the arguments (None: it is an argument itself)."""
     if node.role == "param":
@@ -91,13 +81,9 @@ def _leaf_code(model, node, ident: dict[str, str], inputs: list) -> str | None:
     array = "X" if node.role == "input" else "Y"
     if node.tensor is None:  # an input of an expression: the columns of X in order
         return f"X[:, {inputs.index(node)}]"
-    if array == "Y" and len(model.data_shapes()["Y"]) == 1 and not _labels(model):
+    if array == "Y" and model.real_target_vector:
         return "Y"
     return f"{array}[:, {node.tensor[1][0]}]"
-
-
-def _labels(model) -> bool:
-    return model.loss is not None and registry.loss(model.loss).targets == "labels"
 
 
 def forward_source(model) -> str:
@@ -134,8 +120,8 @@ def forward_source(model) -> str:
         if not node.is_leaf and node is not model.cost and not isinstance(node.expr, sp.MatrixExpr)
     }
     body = ["m = X.shape[0]"]
-    if _labels(model):
-        body.append(f"Y = jnp.eye({n_outputs(model)}, dtype=X.dtype)[Y]  # one-hot labels")
+    if model.labels:
+        body.append(f"Y = jnp.eye({model.n_outputs}, dtype=X.dtype)[Y]  # one-hot labels")
     inputs = model.inputs
     for node in model.nodes:
         if node.is_leaf:
@@ -218,4 +204,4 @@ def jax_version() -> str:
         return jax.__version__
 
 
-__all__ = ["forward_function", "forward_source", "jax_gradients", "jax_version", "n_outputs"]
+__all__ = ["forward_function", "forward_source", "jax_gradients", "jax_version"]

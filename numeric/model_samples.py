@@ -15,7 +15,6 @@ from derive import registry
 from derive.errors import BackpropInputError
 
 from .gradcheck_inputs import GradcheckInputError, validate_params
-from .jax_route import n_outputs
 
 #: Draws of parameters tried for a finite loss (expressions with log or sqrt of a parameter).
 DRAWS = 8
@@ -61,7 +60,7 @@ def check_data(model, X, Y) -> tuple[np.ndarray, np.ndarray]:
                 f"{name}{list(index)} is {array[index]}: the data must be finite numbers"
             )
     if target_kind(model) == "labels":
-        n = n_outputs(model)
+        n = model.n_outputs
         if Y.dtype.kind not in "iu" or Y.size and not (0 <= Y.min() and Y.max() < n):
             raise BackpropInputError(f"Y must hold integer labels 0..{n - 1}, got {Y[:5]}...")
     return X, Y
@@ -125,9 +124,9 @@ def sample_data(model, m: int, dtype="float64", seed=0) -> tuple[np.ndarray, np.
     X = rng.standard_normal(shapes["X"]).astype(dtype)
     kind = target_kind(model)
     if kind == "labels":
-        Y = rng.integers(0, n_outputs(model), m)
+        Y = rng.integers(0, model.n_outputs, m)
     elif kind == "one_hot":
-        Y = np.eye(n_outputs(model), dtype=dtype)[rng.integers(0, n_outputs(model), m)]
+        Y = np.eye(model.n_outputs, dtype=dtype)[rng.integers(0, model.n_outputs, m)]
     elif kind == "binary":
         Y = rng.integers(0, 2, shapes["Y"]).astype(dtype)
     else:

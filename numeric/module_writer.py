@@ -31,24 +31,12 @@ class ModuleWriter:
         self.np = printer_class.module
         self.helpers: set[str] = set()
         self.data = DataLines(program, self.np, dtype)
-        self.ranks = self._ranks()
+        self.ranks = program.ranks
         self.gradient_arrays = {
             name: self.names.fresh("d" + name)
             for name, grad in program.gradient_outputs
             if isinstance(grad, dict)
         }
-
-    # -- ranks
-
-    def _ranks(self) -> dict[str, int]:
-        if not self.p.matrix:
-            return {}
-        ranks = {}
-        for node in self.model.nodes:
-            if node.array_shape is not None:
-                ranks[node.name] = len(node.array_shape)
-                ranks["d" + node.name] = len(node.array_shape)
-        return ranks
 
     # -- one function
 
@@ -124,7 +112,7 @@ class ModuleWriter:
                 return cost
             return f"{self.np}.full(X.shape[0], {cost}, dtype=X.dtype)"
         idents = [self.names(n.name) for n in outputs]
-        if p._targets_are_vector() and len(idents) == 1:
+        if p.model.real_target_vector and len(idents) == 1:
             return idents[0]
         if len(idents) == 1:
             return f"{idents[0]}[:, None]"
@@ -269,21 +257,12 @@ class ModuleWriter:
         return doc
 
     def _data_shape(self, array: str) -> str | None:
-        model, p = self.model, self.p
-        if array == "X":
-            n = (
-                len(model.inputs)
-                if not p.matrix
-                else int(sp.sympify(model.inputs[0].shape[1]).xreplace(model.dims))
-            )
-            return f"(m, {n})"
-        if not model.targets:
+        """``X``'s or ``Y``'s shape for the module docstring, from the model's contract."""
+        model = self.model
+        if array == "Y" and not model.targets:
             return None
-        if p.labels:
-            return "(m,) integer labels"
-        if p._targets_are_vector():
-            return "(m,)"
-        return f"(m, {p._n_outputs()})"
+        shape = str(model.data_shapes()[array]).replace("'", "")
+        return shape + " integer labels" if array == "Y" and model.labels else shape
 
 
 _DOCS = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import registry
 from derive.ops import m as BATCH
 from derive.ops import rowsum, total
 
@@ -34,7 +33,7 @@ class Program:
         self.dims = {k: sp.Integer(v) for k, v in model.dims.items()}
         self.ranks = {n.name: len(n.array_shape) for n in model.nodes if n.array_shape is not None}
         self.ranks.update({"d" + name: rank for name, rank in list(self.ranks.items())})
-        self.labels = bool(model.loss) and registry.loss(model.loss).targets == "labels"
+        self.labels = model.labels
         self.definitions = {
             node.symbol: self._prep(node.expr)
             for node in model.nodes
@@ -154,17 +153,6 @@ class Program:
         return out
 
     # -- data layout (DESIGN.md contract)
-
-    def _targets_are_vector(self) -> bool:
-        """Y holds one real target per example as ``(m,)`` (logistic regression's contract),
-        not a column ``(m, 1)``. Integer labels are one-hot encoded first, never a vector."""
-        return not self.labels and len(self.model.data_shapes()["Y"]) == 1
-
-    def _n_outputs(self) -> int:
-        if self.matrix:
-            (target,) = self.model.targets
-            return int(sp.sympify(target.shape[1]).xreplace(self.model.dims))
-        return len(self.model.targets)
 
     # -- rendering
 

@@ -325,16 +325,10 @@ def data_for_model(model, m=None, dtype=np.float64, x_elements=None):
     from numeric.verification import data_shapes, target_kind
 
     def draw(m_: int):
-        shapes = data_shapes(model, m_)
-        (_, n_in), kind = shapes["X"], target_kind(model)
-        n_out = shapes["Y"][1] if len(shapes["Y"]) == 2 else 1
-        if kind == "labels":
-            from numeric.jax_route import n_outputs
-
-            n_out = n_outputs(model)
+        (_, n_in), kind = data_shapes(model, m_)["X"], target_kind(model)
         targets = "real" if kind == "none" else _TARGETS_OF[kind]
-        vector = len(shapes["Y"]) == 1 and kind != "labels"
-        return data_for(n_in, n_out, m_, targets, dtype, vector, x_elements)
+        vector = model.real_target_vector
+        return data_for(n_in, model.n_outputs, m_, targets, dtype, vector, x_elements)
 
     sizes = (
         st.integers(1, 8) if m is None else m if isinstance(m, st.SearchStrategy) else st.just(m)
