@@ -77,10 +77,15 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
                     choice = (members[home][-1], False)
                     break
         if choice is not None and choice[1]:  # other dead operands: where a factor may go
-            arrays = sorted(s.expr.free_symbols, key=sp.default_sort_key)
-            out_home = home_of[choice[0]]
-            scratch = [names.of(a) for a in arrays if reusable(a, i, shape)]
-            choice += (tuple(n for n in scratch if home_of[n] != out_home),)
+            read = {names.of(a) for a in s.expr.free_symbols}
+            scratch = []
+            for a in sorted(s.expr.free_symbols, key=sp.default_sort_key):
+                if not reusable(a, i, shape) or home_of[names.of(a)] == home_of[choice[0]]:
+                    continue
+                aliases = set(members[home_of[names.of(a)]]) - {names.of(a)}
+                if not aliases & read:  # A2 = Z2 read as both: the factor would clobber Z2
+                    scratch.append(names.of(a))
+            choice += (tuple(scratch),)
         if choice is not None:
             plan[id(s)] = choice
             home_of[target] = home_of[choice[0]]
