@@ -34,8 +34,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from numeric.finite_diff import partial_derivative  # noqa: E402
-from numeric.gradcheck import check_gradients  # noqa: E402
+from numeric.gradcheck.check import check_gradients  # noqa: E402
+from numeric.gradcheck.finite_diff import partial_derivative  # noqa: E402
 
 SIZES = (784, 512, 10)
 BATCH = 128

@@ -26,7 +26,7 @@ import sympy
 
 import derive
 from reports.display import gradient_chain, install, show
-from reports.numbers import worked_instance
+from reports.sections.numbers import worked_instance
 
 install()  # Model and Derivation now display as LaTeX in a notebook
 

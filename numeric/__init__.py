@@ -7,16 +7,16 @@ graph and finite differences, and returns a :class:`Verification` (its table: on
 ``assert_gradients`` check any gradient, hand-written or generated, against finite
 differences.
 
-The functions live in modules named apart from them (``numeric.generator``,
-``numeric.verification``), so ``numeric.codegen`` and ``numeric.verify`` are always the
+The functions live in modules named apart from them (``numeric.generator.generate``,
+``numeric.verification.run``), so ``numeric.codegen`` and ``numeric.verify`` are always the
 functions. Importing ``numeric`` does not import JAX: the JAX route imports it when it runs.
 The hypothesis strategies (``numeric.strategies``) and the pytest plugin
 (``numeric.pytest_plugin``) need the dev extras and are imported on their own.
 """
 
-from .finite_diff import numeric_gradient, partial_derivative
-from .generator import TARGETS, codegen
-from .gradcheck import (
+from .generator.generate import TARGETS, codegen
+from .generator.kernel import Kernel, KernelLine, load
+from .gradcheck.check import (
     EntryFinding,
     GradcheckInputError,
     GradcheckResult,
@@ -24,8 +24,8 @@ from .gradcheck import (
     assert_gradients,
     check_gradients,
 )
-from .kernel import Kernel, KernelLine, load
-from .verification import Mismatch, Row, Verification, verify
+from .gradcheck.finite_diff import numeric_gradient, partial_derivative
+from .verification.run import Mismatch, Row, Verification, verify
 
 __all__ = [
     "TARGETS",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from numeric.gradcheck import GradcheckResult, check_gradients
+from .gradcheck.check import GradcheckResult, check_gradients
 
 
 def pytest_addoption(parser):
@@ -39,7 +39,7 @@ def pytest_addoption(parser):
 class GradCheck:
     """Callable behind the ``gradcheck`` fixture: ``check_gradients`` that fails the test.
 
-    Takes the arguments of :func:`numeric.gradcheck.check_gradients`; returns the result.
+    Takes the arguments of :func:`numeric.gradcheck.check.check_gradients`; returns the result.
     ``results`` keeps every result of the test, ``check`` returns one without failing.
     """
 

@@ -311,8 +311,8 @@ def data_for_spec(spec: ModelSpec, m=None, dtype=np.float64):
 
 def data_for_model(model, m=None, dtype=np.float64, x_elements=None):
     """A batch ``(X, Y)`` for a built model (any kind, expressions too: ``X`` holds their
-    inputs as columns and ``Y`` is ``(m, 0)``), shaped as :func:`numeric.verification.data_shapes`
-    says and with the targets its loss takes.
+    inputs as columns and ``Y`` is ``(m, 0)``), shaped as
+    :func:`numeric.verification.data_shapes` says and with the targets its loss takes.
 
     >>> from hypothesis import given
     >>> import derive
@@ -322,7 +322,7 @@ def data_for_model(model, m=None, dtype=np.float64, x_elements=None):
     ...     assert xy[0].shape == (3, 2) and xy[1].shape == (3, 0)
     >>> test()
     """
-    from numeric.verification import data_shapes, target_kind
+    from .verification.run import data_shapes, target_kind
 
     def draw(m_: int):
         (_, n_in), kind = data_shapes(model, m_)["X"], target_kind(model)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import derive
 
-from . import notation as notation_mod
-from .latex_printer import TextbookPrinter, activation_function, named_factor
-from .layout import representatives
-from .notation import family, matrix_names, symbol_table
-from .textbook import elementwise_activation
+from .latex import notation as notation_mod
+from .latex.layout import representatives
+from .latex.notation import family, matrix_names, symbol_table
+from .latex.printer import TextbookPrinter, activation_function, named_factor
+from .latex.textbook import elementwise_activation
 
 #: at most this many lines of each kind before a display is summarised
 DISPLAY_LIMIT = 40
@@ -105,8 +105,8 @@ def gradient_chain_latex(derivation, param: str, notation=None) -> str:
     >>> r"a^{(1)} \\sigma'(z^{(2)}) 2 (a^{(2)} - y)" in text
     True
     """
-    from .backward_pass import unroll
-    from .context import ReportContext
+    from .sections.backward_pass import unroll
+    from .sections.context import ReportContext
 
     model = derivation.model
     ctx = ReportContext(model, notation_mod.get(notation, model), scalar=derivation, matrix=None)

@@ -20,9 +20,9 @@ from pathlib import Path
 import derive
 from derive.errors import BackpropInputError
 
-from . import tex
-from .context import ReportContext, build_context
-from .sections import SECTIONS
+from .latex import pdflatex as tex
+from .sections.context import ReportContext, build_context
+from .sections.order import SECTIONS
 
 #: the built-in network: Andrew Ng's two-layer planar classifier (course 1, week 3)
 DEFAULT_SPEC = "mlp:2-4-1"
@@ -159,8 +159,8 @@ def write_report(
 
 def _fill(ctx: ReportContext, build: Path, say) -> None:
     """Compute the numbers, draw the figures and write report.tex into ``build``."""
-    from .figures import make_figures
-    from .numbers import verification_checks, worked_instance
+    from .figures.draw import make_figures
+    from .sections.numbers import verification_checks, worked_instance
 
     if ctx.scalar is not None:
         say("evaluating the worked example")

@@ -10,7 +10,7 @@ import pytest
 import derive
 from derive import BackpropInputError, IncompatibleError, SpecError, UnknownNameError
 from derive.spec import build
-from reports.cli import main
+from reports.cli.main import main
 
 
 @pytest.mark.parametrize("sizes", [[4, 0, 2], [4, -1, 2], [2], [], [2.5, 1], [True, 2]])
@@ -117,7 +117,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, capsys):
 
 def test_installed_cli_exits_2_without_traceback():
     proc = subprocess.run(
-        [sys.executable, "-m", "reports.cli", "derive", "mlp:4-0-2"],
+        [sys.executable, "-m", "reports.cli.main", "derive", "mlp:4-0-2"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,7 +130,7 @@ def test_installed_cli_exits_2_without_traceback():
 def test_a_reader_that_leaves_early_gets_no_traceback(command, first):
     # backprop derive ... | head: the rest of the output goes nowhere, without a word; the
     # exit code says the output was cut (the chain:100 kernel, 90 kB, is more than a pipe holds)
-    command = [sys.executable, "-m", "reports.cli", command, "chain:100"]
+    command = [sys.executable, "-m", "reports.cli.main", command, "chain:100"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline().startswith(first)
     proc.stdout.close()

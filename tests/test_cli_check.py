@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from numeric import generator
-from reports.cli import main
+from numeric.generator import generate as generator
+from reports.cli.main import main
 
 from .test_verify import with_gradient
 

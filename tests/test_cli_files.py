@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from numeric.kernel import load
-from reports.cli import main
+from numeric.generator.kernel import load
+from reports.cli.main import main
 
 
 def test_derive_writes_the_derivation_it_prints_to_a_file(tmp_path, capsys):

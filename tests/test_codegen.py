@@ -25,7 +25,7 @@ import derive
 from derive import registry
 from derive.ops import total
 from numeric import TARGETS, codegen
-from numeric.kernel import Kernel, load
+from numeric.generator.kernel import Kernel, load
 
 from .test_codegen_agreement import (
     HIDDEN,
@@ -168,10 +168,10 @@ def test_numeric_exports_its_api_without_importing_jax():
 
 def test_no_exported_name_shadows_a_module_of_the_package():
     """``numeric.codegen`` is the function, always; its module has another name, so
-    ``import numeric.generator as g`` and ``monkeypatch.setattr("numeric.generator.codegen")``
-    reach the module."""
+    ``import numeric.generator.generate as g`` and
+    ``monkeypatch.setattr("numeric.generator.generate.codegen")`` reach the module."""
     import numeric
-    import numeric.generator as generator
+    import numeric.generator.generate as generator
 
     modules = {info.name for info in pkgutil.iter_modules(numeric.__path__)}
     assert not modules & set(numeric.__all__)
@@ -249,7 +249,7 @@ def test_a_sum_over_a_call_has_no_needless_parentheses():
 
 def test_a_sum_over_a_masked_product_sums_the_product_not_the_mask():
     """``total(Z if Z > 0 else 0)`` prints as ``Z * (Z > 0)``: its sum needs the brackets."""
-    from numeric.numpy_printer import NumPyPrinter
+    from numeric.generator.numpy_printer import NumPyPrinter
 
     z = sp.Symbol("Z1", real=True)
     for expr, oracle in [

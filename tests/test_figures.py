@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import derive
-from reports.context import build_context
-from reports.figures import graph_texts
-from reports.graph_figure import NodeText, draw_graph, layout, mathtext
-from reports.numbers import fd_error_curve, worked_instance
-from reports.plots import activation_curves, plot_activations, plot_v_curve
+from reports.figures.draw import graph_texts
+from reports.figures.graph import NodeText, draw_graph, layout, mathtext
+from reports.figures.plots import activation_curves, plot_activations, plot_v_curve
+from reports.sections.context import build_context
+from reports.sections.numbers import fd_error_curve, worked_instance
 
 SMOOTH = ["linear", "sigmoid", "tanh", "softplus"]
 KINKED = ["relu", "leaky_relu", "elu"]

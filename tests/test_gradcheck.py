@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numeric import gradcheck as gc
-from numeric.gradcheck import GradcheckInputError, assert_gradients, check_gradients
+from numeric.gradcheck.check import GradcheckInputError, assert_gradients, check_gradients
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy

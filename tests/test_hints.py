@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numeric import hints
-from numeric.hints import diagnose, ratio_hint
+from numeric.gradcheck import hints
+from numeric.gradcheck.hints import diagnose, ratio_hint
 
 SETTINGS = settings(max_examples=40, deadline=None)
 # Numeric gradients away from zero, so every entry carries information about a ratio.

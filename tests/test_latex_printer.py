@@ -7,15 +7,15 @@ import sympy as sp
 from sympy.printing.latex import latex
 
 import derive
-from reports.equations import Row, align, break_expr, tex_width
-from reports.latex_printer import (
+from reports.latex.equations import Row, align, break_expr, tex_width
+from reports.latex.notation import get, matrix_names, symbol_table
+from reports.latex.printer import (
     TextbookPrinter,
     activation_function,
     format_number,
     named_factor,
     plain_parens,
 )
-from reports.notation import get, matrix_names, symbol_table
 
 
 def printer_for(model, notation="ng", **settings):

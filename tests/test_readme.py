@@ -5,7 +5,7 @@
 * a ```python block whose first line is ``# test_<name>.py`` is a test file: all of them
   run in one throwaway pytest session (``pytester``) and must pass;
 * in ```console blocks, ``$ backprop derive|codegen|check ...`` runs through
-  ``reports.cli.main`` (``backprop report`` and anything else is left out: too slow for the
+  ``reports.cli.main.main`` (``backprop report`` and anything else is left out: too slow for the
   suite), ``$ cat FILE`` reads a file a command wrote, and ``$ echo $?`` states the exit code
   of the command before it (0 when not stated);
 * the quick start is exactly ``make report`` and ``make test``.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.cli import main
+from reports.cli.main import main
 
 pytest_plugins = ["pytester"]
 

@@ -9,12 +9,13 @@ import pytest
 import sympy as sp
 
 import derive
-from reports import document, tex
-from reports.back_matter import listing_section
-from reports.context import build_context
+from reports import document
 from reports.document import DEFAULT_OPTIONS, DEFAULT_SPEC, default_model, write_report
-from reports.numbers import expanded_gradients, verification_checks, worked_instance
-from reports.verification import verification_section
+from reports.latex import pdflatex as tex
+from reports.sections.back_matter import listing_section
+from reports.sections.context import build_context
+from reports.sections.numbers import expanded_gradients, verification_checks, worked_instance
+from reports.sections.verification import verification_section
 
 TITLES = [
     "Notation",
@@ -296,7 +297,7 @@ def test_every_kind_of_model_gets_a_report_whose_gradients_check_out(spec, optio
 
 
 def test_generated_kernel_is_listed_and_checked_when_codegen_is_there(tmp_path):
-    pytest.importorskip("numeric.generator")
+    pytest.importorskip("numeric.generator.generate")
     result, text = tex_of(default_model(level="matrix"), tmp_path)
     assert r"\begin{lstlisting}" in text and r"\eqref{eq:m:dZ2}" in text
     verification = text[text.index(r"\section{Verification}") :]

@@ -11,8 +11,8 @@ import pytest
 
 import derive
 from derive.spec import build
-from reports import tex
 from reports.document import DEFAULT_OPTIONS, DEFAULT_SPEC, write_report
+from reports.latex import pdflatex as tex
 
 from .test_report import TITLES  # every section, in order
 

@@ -11,7 +11,7 @@ from hypothesis.errors import InvalidArgument
 import derive
 import derive.registry
 from numeric import strategies as S
-from numeric.verification import data_shapes
+from numeric.verification.run import data_shapes
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

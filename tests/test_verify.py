@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 import derive
 from derive.spec import build
-from numeric import codegen, jax_route, strategies
-from numeric import verification as verify_module
-from numeric.kernel import Kernel
-from numeric.verification import data_shapes, sample_data, sample_params, verify
+from numeric import codegen, strategies
+from numeric.generator.kernel import Kernel
+from numeric.verification import jax_route
+from numeric.verification import run as verify_module
+from numeric.verification.run import data_shapes, sample_data, sample_params, verify
 
 jax = pytest.importorskip("jax")
 

@@ -1,0 +1,66 @@
+"""The kernel generator: :func:`codegen` prints a Derivation as a vectorized NumPy (or JAX)
+kernel module. The package exports the function as ``numeric.codegen``; this module (not
+named ``codegen``, so that name is never both) holds it and the :class:`Program` it prints.
+
+The kernel is the Derivation read aloud: one line per forward node (``Z1 = X @ W1 + b1``),
+one line per backward step (``dZ2 = (A2 - Y) / m``, ``dW2 = A1.T @ dZ2``), each with the
+formula it implements in a comment. Nothing here knows an activation or a loss by name; a
+new registry entry reaches the kernels through the expressions the Derivation holds. What
+codegen adds is what a careful person adds when writing the same code by hand:
+
+* stable forms of the formulas (:mod:`numeric.generator.stable`): a sigmoid that never overflows,
+  ``log(sigmoid(z))`` as ``-softplus(-z)``, max-shifted softmax and log-sum-exp;
+* common subexpressions computed once (``Z1 > 0`` for ReLU forward and backward, the
+  shifted ``exp`` shared by a softmax and its log-sum-exp);
+* each function computing only what it returns (``loss`` skips the softmax itself when the
+  cross-entropy needs only its log);
+* at the scalar level, every node a batch vector, every gradient the batch mean of its
+  per-example value.
+
+The work is split by what it shares (modules of ``numeric.generator``): :mod:`.program`
+reads the Derivation into statements, :mod:`.module_writer` lays them out as a module (with
+the data lines of :mod:`.data_lines`, the shared values of :mod:`.shared_values` and the
+``out=`` plan of :mod:`.memory_reuse`), all built from :mod:`.statements`.
+
+>>> import derive
+>>> kernel = codegen(derive.mlp([4, 3, 2], activation="tanh").derive())
+>>> [line.strip() for line in kernel.source.splitlines() if line.strip().startswith("dW2 =")]
+['dW2 = A1.T @ dZ2  # dW2 = A1ᵀ dZ2']
+"""
+
+from __future__ import annotations
+
+from derive.errors import BackpropInputError
+
+from .kernel import Kernel, KernelLine
+from .printers import PRINTERS
+from .program import Program
+
+TARGETS = tuple(PRINTERS)
+
+
+DTYPES = ("float64", "float32")
+
+
+def codegen(derivation, target: str = "numpy", dtype: str = "float64") -> Kernel:
+    """Print the kernel module of a Derivation for ``target`` (``"numpy"`` or ``"jax"``).
+
+    The kernel computes in the dtype of its inputs, float32 or float64; ``dtype`` is the one
+    it converts integer inputs to (uint8 pixels, say).
+
+    >>> import derive, numpy as np
+    >>> kernel = codegen(derive.chain(2).derive())
+    >>> kernel.params
+    {'w1': (), 'b1': (), 'w2': (), 'b2': ()}
+    >>> J, grads = kernel.loss_and_grads(kernel.random_params(), np.ones((4, 1)), np.zeros((4, 1)))
+    >>> grads["w2"].shape, grads["w2"].dtype
+    ((), dtype('float64'))
+    """
+    if target not in PRINTERS:
+        raise BackpropInputError(f"unknown codegen target {target!r}; known: {', '.join(TARGETS)}")
+    if dtype not in DTYPES:
+        raise BackpropInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return Program(derivation).render(PRINTERS[target], dtype)
+
+
+__all__ = ["DTYPES", "TARGETS", "Kernel", "KernelLine", "Program", "codegen"]

@@ -1,0 +1,37 @@
+"""numeric.verification: a generated kernel against JAX autodiff and finite differences.
+
+:func:`verify` (:mod:`.run`, exported as ``numeric.verify``) draws seeded parameters and a
+batch (:mod:`.samples`), runs the kernel, JAX's gradient of the model's forward graph
+(:mod:`.jax_route`) and finite differences, and judges every entry against each reference
+(:mod:`.comparison`, with the :mod:`.tolerances`). The :class:`Verification` it returns
+(:mod:`.results`) prints as ``backprop check`` shows it (:mod:`.report`).
+
+May import: ``derive``, NumPy, ``numeric.generator``, ``numeric.gradcheck``; JAX only inside
+the JAX route, when it runs. Nothing here imports ``reports``.
+"""
+
+from .run import (
+    TOLERANCES,
+    Mismatch,
+    Row,
+    Tolerance,
+    Verification,
+    data_shapes,
+    sample_data,
+    sample_params,
+    target_kind,
+    verify,
+)
+
+__all__ = [
+    "TOLERANCES",
+    "Mismatch",
+    "Row",
+    "Tolerance",
+    "Verification",
+    "data_shapes",
+    "sample_data",
+    "sample_params",
+    "target_kind",
+    "verify",
+]

@@ -1,0 +1,137 @@
+"""The report's figures, drawn from its context: graph, layer graph, activations, V curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sympy as sp
+
+from reports.latex.notation import family
+from reports.latex.printer import format_number
+from reports.latex.textbook import local_textbook
+from reports.sections.context import ReportContext
+from reports.sections.numbers import fd_error_curve
+
+from .graph import MAX_NODES_WITH_EDGE_LABELS, NodeText, draw_graph, should_hide_params
+
+
+def _number(value: float) -> str:
+    return f"${format_number(value, 3)}$"
+
+
+def graph_texts(ctx: ReportContext, derivation) -> dict[str, NodeText]:
+    """Symbol, op, value, gradient and fork count for each node of a derivation's graph."""
+    model = derivation.model
+    values = ctx.instance.values if ctx.instance is not None and model.level == "scalar" else None
+    texts = {}
+    for node in model.nodes:
+        step = derivation._by_node.get(node)
+        info = NodeText(
+            ctx.symbol(derivation, node.name),
+            op=None if node.is_leaf else node.label,
+            fork=len(step.branches) if step is not None and step.is_fork else 0,
+        )
+        if values is not None:
+            info.value = _number(values[node.name])
+            if step is not None and node is not model.cost:
+                info.grad = _number(values["d" + node.name])
+        elif node.shape:
+            dims = model.dims
+            shape = r" \times ".join(sp.latex(sp.sympify(d).xreplace(dims)) for d in node.shape)
+            info.value = f"${shape}$"
+            if step is not None and node is not model.cost:
+                info.grad = f"${shape}$"
+        texts[node.name] = info
+    return texts
+
+
+def edge_labels(ctx: ReportContext, derivation) -> dict[tuple[str, str], str]:
+    """(child, parent) -> the local derivative on that edge, textbook form."""
+    printer = ctx.printer(derivation)
+    labels = {}
+    for step in derivation.steps:
+        for branch in step.branches:
+            local = local_textbook(branch, step.node)
+            if local is not None:
+                labels[(branch.child.name, step.node.name)] = printer.doprint(local)
+    return labels
+
+
+def make_figures(ctx: ReportContext, out_dir: Path, fmt: str = "pdf", say=None) -> dict:
+    """Draw every figure the report uses into ``out_dir``; record them in ``ctx.figures``."""
+    say = say or (lambda message: None)
+    figures: dict = {}
+    main = ctx.main
+    say("drawing the computational graph")
+    hide = should_hide_params(main.model)
+    shown = len(main.model.nodes) - (len(main.model.params) if hide else 0)
+    labels = edge_labels(ctx, main) if main.model.level == "scalar" else None
+    figures["graph"] = draw_graph(
+        main.model,
+        graph_texts(ctx, main),
+        out_dir / f"graph.{fmt}",
+        edge_labels=labels,
+        hide_params=hide,
+        legend=("forward value", "gradient")
+        if main.model.level == "scalar"
+        else ("shape", "shape of the gradient"),
+    )
+    figures["graph_hides_params"] = hide
+    figures["graph_has_edge_labels"] = bool(labels) and shown <= MAX_NODES_WITH_EDGE_LABELS
+    if ctx.matrix is not None and ctx.scalar is not None:
+        figures["layers"] = draw_graph(
+            ctx.matrix.model,
+            graph_texts(ctx, ctx.matrix),
+            out_dir / f"layers.{fmt}",
+            legend=("shape", "shape of the gradient"),
+        )
+    names = [a for a in (ctx.model.activation, ctx.model.output) if a]
+    if names:
+        say("plotting the activations")
+        from .plots import plot_activations
+
+        width = ctx.model.sizes[-1] if ctx.model.sizes else 2
+        figures["activations"] = plot_activations(
+            names, out_dir / f"activations.{fmt}", max(2, width)
+        )
+        figures["activation_names"] = list(dict.fromkeys(names))
+    if ctx.instance is not None and ctx.scalar is not None:
+        say("measuring finite-difference errors (the V curve)")
+        from .plots import plot_v_curve
+
+        param = _v_curve_param(ctx)
+        curves = fd_error_curve(ctx.scalar, ctx.instance, param)
+        label = ctx.symbol(ctx.scalar, param)
+        figures["vcurve"] = plot_v_curve(curves, out_dir / f"vcurve.{fmt}", label, ctx.dtype)
+        figures["vcurve_param"] = label
+    elif (
+        ctx.kernel is not None and hasattr(ctx.kernel, "loss_and_grads") and ctx.matrix is not None
+    ):
+        say("measuring finite-difference errors with the kernel (the V curve)")
+        from reports.sections.numbers import kernel_error_curve
+
+        from .plots import plot_v_curve
+
+        try:
+            curves, array, index = kernel_error_curve(ctx.kernel, ctx.matrix.model, ctx.seed)
+        except Exception as err:  # a kernel that cannot run still leaves a useful report
+            ctx.notes.append(f"The kernel could not be run for the V curve ({err}).")
+        else:
+            entry = ",".join(str(k + 1) for k in index)
+            label = f"{ctx.symbol(ctx.matrix, array)}_{{{entry}}}"
+            figures["vcurve"] = plot_v_curve(curves, out_dir / f"vcurve.{fmt}", label, ctx.dtype)
+            figures["vcurve_param"] = label
+            figures["vcurve_batch"] = True
+    ctx.figures.update(figures)
+    return figures
+
+
+def _v_curve_param(ctx: ReportContext) -> str:
+    """A first-layer parameter with a large gradient (a dead relu unit would show nothing)."""
+    params = ctx.scalar.model.params
+    first_families = list(dict.fromkeys(family(p) for p in params))[:2]
+    candidates = [p for p in params if family(p) in first_families]
+    best = max(candidates, key=lambda p: abs(ctx.instance.adjoint(p.name)))
+    if ctx.instance.adjoint(best.name) == 0:
+        best = max(params, key=lambda p: abs(ctx.instance.adjoint(p.name)))
+    return best.name
