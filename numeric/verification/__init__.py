@@ -10,28 +10,5 @@ May import: ``derive``, NumPy, ``numeric.generator``, ``numeric.gradcheck``; JAX
 the JAX route, when it runs. Nothing here imports ``reports``.
 """
 
-from .run import (
-    TOLERANCES,
-    Mismatch,
-    Row,
-    Tolerance,
-    Verification,
-    data_shapes,
-    sample_data,
-    sample_params,
-    target_kind,
-    verify,
-)
-
-__all__ = [
-    "TOLERANCES",
-    "Mismatch",
-    "Row",
-    "Tolerance",
-    "Verification",
-    "data_shapes",
-    "sample_data",
-    "sample_params",
-    "target_kind",
-    "verify",
-]
+from .run import *  # noqa: F403  (the module's __all__ is the package's)
+from .run import __all__  # noqa: F401
