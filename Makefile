@@ -23,6 +23,7 @@ test: $(VENV)/.installed
 	$(BIN)/pytest -n 2
 
 bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 lint: $(VENV)/.installed
