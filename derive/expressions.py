@@ -8,6 +8,7 @@ value is used twice); numbers and plain negation or division stay inside their n
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
@@ -30,11 +31,29 @@ FUNCTIONS = {
     "cosh": sp.cosh,
     "abs": sp.Abs,
 }
-ACTIVATION_CALLS = {
-    name: sp.Function(name, real=True)
-    for name, act in registry.ACTIVATIONS.items()
-    if act.elementwise and name not in FUNCTIONS
-}
+
+
+class _ActivationCalls(Mapping):
+    """Each elementwise activation of the registry as a function the parser calls, read
+    live: a name registered later (``derive.register_activation``) parses too."""
+
+    def _names(self) -> list[str]:
+        acts = registry.ACTIVATIONS.items()
+        return [name for name, act in acts if act.elementwise and name not in FUNCTIONS]
+
+    def __getitem__(self, name: str):
+        if name not in self._names():
+            raise KeyError(name)
+        return sp.Function(name, real=True)
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+ACTIVATION_CALLS = _ActivationCalls()
 NODE_NAMES = ("u", "v", "p", "q", "r", "s", "t")
 
 
@@ -133,13 +152,24 @@ def from_expr(expr, params=None, inputs=None, name: str | None = None) -> Model:
         )
     leaves = sorted(expr.free_symbols, key=lambda s: s.name)
     params, inputs = _split_leaves(leaves, params, inputs)
-    builder = _GraphBuilder(name or "J", {s.name for s in leaves})
+    builder = _GraphBuilder(_cost_name(name, leaves), {s.name for s in leaves})
     for symbol in leaves:
         builder.leaf(symbol, "param" if symbol in params else "input")
     if expr.is_Symbol:  # J = a: one node that copies its input
         expr = sp.Mul(1, expr, evaluate=False)
     cost = builder.node_for(expr, root=True)
     return Model("expr", "scalar", builder.nodes, cost, source=source)
+
+
+def _cost_name(name: str | None, leaves) -> str:
+    """``J`` unless the expression uses ``J`` itself; a name the user gave must be free."""
+    taken = {s.name for s in leaves}
+    if name is not None and name in taken:
+        raise ExpressionError(
+            f"the cost's name {name!r} is also a symbol of the expression; name the cost "
+            f"otherwise, e.g. 'L = ...'"
+        )
+    return name or next(n for n in ("J", "L", "C", "E", "cost") if n not in taken)
 
 
 def _split_leaves(leaves, params, inputs):
@@ -182,7 +212,7 @@ class _GraphBuilder:
             suffix = self.counter // len(NODE_NAMES)
             self.counter += 1
             name = base + (str(suffix) if suffix else "")
-            if name not in self.taken:
+            if name not in self.taken and "d" + name not in self.taken:  # du is u's adjoint
                 self.taken.add(name)
                 return name
 

@@ -9,6 +9,7 @@ import sympy as sp
 
 from . import registry
 from .chain_rule import Step, _stand_in, adjoint_symbol, sweep
+from .errors import BackpropInputError
 from .graph import Node, topological
 
 
@@ -35,6 +36,7 @@ class Model:
 
     def __post_init__(self):
         self.nodes = topological(self.nodes)
+        check_names(self.nodes, self.needs_gradient(), self.cost)
 
     # -- what the graph holds
 
@@ -184,6 +186,28 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self.spec}, level={self.level!r}, {len(self.nodes)} nodes)"
+
+
+def check_names(nodes: list[Node], with_adjoint: set[Node], cost: Node) -> None:
+    """Refuse names the derivation would confuse: two nodes of one name, a name that is not an
+    identifier (it reaches generated code, LaTeX and file names), or a node called ``dx``
+    beside a node ``x`` whose adjoint is written ``dx`` (the kernel would overwrite one)."""
+    seen: set[str] = set()
+    for node in nodes:
+        if not isinstance(node.name, str) or not node.name.isidentifier():
+            raise BackpropInputError(
+                f"node name {node.name!r} is not an identifier: use letters, digits and _"
+            )
+        if node.name in seen:
+            raise BackpropInputError(f"two nodes are named {node.name!r}; names must be unique")
+        seen.add(node.name)
+    for node in with_adjoint:
+        adjoint = adjoint_symbol(node).name
+        if node is not cost and adjoint in seen:
+            raise BackpropInputError(
+                f"the name {adjoint!r} is taken: it is the adjoint of {node.name!r} "
+                f"(the derivative of the cost by it); rename {adjoint!r}"
+            )
 
 
 def rows_sum_to_one(expr: sp.Expr, ys: list[sp.Symbol]) -> sp.Expr:

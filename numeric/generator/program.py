@@ -16,7 +16,8 @@ from .printers import EquationPrinter, KernelPrinter, batch_mean, elementwise_fo
 from .stable import clamp_branches, stabilize
 from .statements import Names, Statement, array_symbols, is_matrix
 
-ONES = sp.MatrixSymbol("ones", 1, BATCH)  # the row of ones of 1ᵀ dZ, as a vector (m,)
+# the row of ones of 1ᵀ dZ, as a vector (m,); "#" keeps it apart from a user's symbol "ones"
+ONES = sp.MatrixSymbol("#ones", 1, BATCH)
 
 
 class Program:
@@ -27,8 +28,9 @@ class Program:
         self.model = model = derivation.model
         self.matrix = model.level == "matrix"
         self.names = Names()
-        for special in ("X", "Y", "ones"):  # the data arrays keep their names
-            self.names.map[special] = special
+        self.names.map[ONES.name] = "ones"
+        if self.matrix:  # the data arrays keep their names (a scalar x named X is renamed)
+            self.names.map.update(X="X", Y="Y")
         self.equation = EquationPrinter()
         self.dims = {k: sp.Integer(v) for k, v in model.dims.items()}
         self.ranks = {n.name: len(n.array_shape) for n in model.nodes if n.array_shape is not None}
