@@ -119,6 +119,7 @@ def exact_finding(name, x, g, ev, f0, tol, cs, batch_size) -> ParamFinding:
             bound.reshape(x.shape),
             batch_size,
         )
+    blind_abs, blind_rel = _blind(bound, est.value)
     skipped = int((~np.isfinite(est.value)).sum())
     note = f"{skipped} entries skipped: the loss is not finite next to them" if skipped else ""
     return ParamFinding(
@@ -131,4 +132,17 @@ def exact_finding(name, x, g, ev, f0, tol, cs, batch_size) -> ParamFinding:
         entries=tuple(entries),
         hint=hint,
         note=note,
+        blind_abs=blind_abs,
+        blind_rel=blind_rel,
     )
+
+
+def _blind(bound: np.ndarray, numeric: np.ndarray) -> tuple[float, float]:
+    """The largest error an entry could have and pass: absolute, and relative to the entry
+    (over entries whose derivative is not zero; a float32 loss is blind to 1% on small ones)."""
+    known = np.isfinite(bound) & np.isfinite(numeric)
+    if not known.any():
+        return math.nan, math.nan
+    nonzero = known & (numeric != 0)
+    rel = float(np.max(bound[nonzero] / np.abs(numeric[nonzero]))) if nonzero.any() else math.nan
+    return float(np.max(bound[known])), rel

@@ -77,6 +77,10 @@ class ParamFinding:
     hint: Hint | None = None
     failed_at_least: bool = False
     note: str = ""
+    # the largest one-entry error that could still pass (absolute, and as a fraction of the
+    # entry where that is largest): what a passing check could not have seen
+    blind_abs: float = math.nan
+    blind_rel: float = math.nan
 
     @property
     def size(self) -> int:
@@ -151,6 +155,17 @@ def _entry_table(entries: list[EntryFinding]) -> list[str]:
     return align_columns(rows, "    ")
 
 
+def _blind_spot(p: ParamFinding) -> str:
+    """What a passing tensor's check could have missed, from its error bars."""
+    if not np.isfinite(p.blind_abs):
+        return ""
+    rel = ""
+    if np.isfinite(p.blind_rel):
+        share = f"{p.blind_rel:.0%}" if p.blind_rel >= 0.01 else f"{p.blind_rel:.0e}"
+        rel = f" ({share} of the entry where that is most)"
+    return f"could miss: an error < {p.blind_abs:.1e} in one entry{rel}"
+
+
 def _param_line(p: ParamFinding) -> tuple[str, ...]:
     if p.ok:
         verdict = "ok"
@@ -181,6 +196,8 @@ def _render(r: GradcheckResult) -> str:
             lines.append(f"    hint: {p.hint}")
         if p.note:
             lines.append(f"    note: {p.note}")
+        if p.ok and _blind_spot(p):
+            lines.append(f"    {_blind_spot(p)}")
         listed = [e for e in p.entries if e.status != "kink"]
         if listed:
             lines.extend(_entry_table(listed))

@@ -4,6 +4,7 @@ and the dtype and default tolerances they imply. Bad inputs raise :class:`Gradch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -120,12 +121,24 @@ def resolve(loss_fn, grad_fn, loss_and_grad_fn, params):
 def default_tolerance(dtype: np.dtype, grads, rtol, atol) -> Tolerance:
     """``rtol``/``atol`` as given, else DEFAULT_TOLERANCES for ``dtype`` (atol scaled by the
     largest finite analytic entry)."""
+    for what, value in (("rtol", rtol), ("atol", atol)):
+        _check_tolerance(what, value)
     key = dtype if dtype in DEFAULT_TOLERANCES else np.dtype(np.float64)
     rtol_d, atol_rel = DEFAULT_TOLERANCES[key]
     if atol is None:
         finite = [np.max(np.abs(g[np.isfinite(g)]), initial=0.0) for g in grads.values()]
         atol = atol_rel * max(finite, default=0.0) or np.finfo(np.float64).tiny
     return Tolerance(rtol=rtol_d if rtol is None else rtol, atol=float(atol))
+
+
+def _check_tolerance(what: str, value) -> None:
+    """A tolerance is None or a finite number >= 0: NaN compares False, so it passed all."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{what} must be a number >= 0 (or None for the default), got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise GradcheckInputError(f"{what} must be a finite number >= 0, got {value!r}")
 
 
 def params_dtype(params) -> np.dtype:

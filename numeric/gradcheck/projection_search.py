@@ -190,8 +190,11 @@ def fast_finding(name, x, g, proj: Projector, batch_size) -> ParamFinding:
         found += judge(name, x.shape, bad[:MAX_LISTED], a[bad[:MAX_LISTED]], est, tol)[0]
     how = f"{FAST_DIRECTIONS} projections"
     work = np.where(np.isfinite(a), a, 0.0)
-    if not any(proj.measure(name, cand, work).mismatch for _ in range(FAST_DIRECTIONS)):
-        return ParamFinding(name, x.shape, 0, len(bad), 0, how, tuple(found))
+    measures = [proj.measure(name, cand, work) for _ in range(FAST_DIRECTIONS)]
+    if not any(m.mismatch for m in measures):
+        # one entry off by e moves a ±1/sqrt(k) projection by e/sqrt(k)
+        blind = min(m.bound for m in measures) * math.sqrt(max(len(cand), 1))
+        return ParamFinding(name, x.shape, 0, len(bad), 0, how, tuple(found), blind_abs=blind)
     checked, n_fail, at_least, hint, note = _search(proj, name, x, a, cand, work, found, batch_size)
     how += f" + bisection, {checked} entries elementwise"
     return ParamFinding(
