@@ -4,16 +4,22 @@
   textbook (stable log-softmax / softplus loss, activations' derivatives from their outputs,
   no gradient for the data);
 * **JAX** ``jit(value_and_grad(cost))`` of a forward pass written here with ``jax.numpy``;
+* **torch** (CPU, eager autograd): the same forward pass written with ``torch``, then
+  ``loss.backward()``, on tensors that share the NumPy arrays' memory;
 * the **GEMM-only floor**: just the matrix products one forward + backward pass needs, on
   operands of the same shapes, dtype and memory layout (``A.T @ B`` on a transposed view, as
   the kernels do). Nothing else a pass does is free, so ``time / floor`` is the overhead.
 
 Every function takes ``(params, X, Y)`` with the DESIGN.md shapes: MLP ``W1 (n0, n1)``,
 ``b1 (n1,)``, ..., ``X (m, n0)``, ``Y (m, nL)``; logistic regression ``w (n,)``, ``b`` 0-d,
-``Y (m,)``. JAX is imported lazily (only the JAX baselines need it).
+``Y (m,)``; the residual MLP's layers are ``W1, b1, ...`` in layer order (each residual
+block's two dense layers, then the output layer). JAX and torch
+are imported lazily (only their baselines need them).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -75,6 +81,44 @@ def numpy_mlp_tanh_mse(params, X, Y):
     return float(loss), grads
 
 
+def _pairs(params):
+    """``[(W name, b name), ...]`` of a network's dense layers in layer order, read from the
+    names (``W3``, ``b3``: layer 3), not from the dict's order, which JAX sorts."""
+    names = sorted(params, key=lambda name: (int(re.sub(r"\D", "", name)), name[0] == "b"))
+    return list(zip(names[0::2], names[1::2]))
+
+
+def numpy_resmlp(params, X, Y):
+    """Residual MLP, by hand: blocks ``H + (relu(H Wa + ba) Wb + bb)``, then a softmax output
+    with cross-entropy on one-hot rows (from the logits, as a careful engineer writes it)."""
+    layers = _pairs(params)
+    blocks, (Wo, bo) = layers[:-1], layers[-1]
+    m = X.shape[0]
+    H, saved = X, []
+    for (Wa, ba), (Wb, bb) in zip(blocks[0::2], blocks[1::2]):
+        Z = H @ params[Wa] + params[ba]
+        A = np.maximum(Z, 0)
+        saved.append((H, Z, A))
+        H = H + (A @ params[Wb] + params[bb])
+    Z = H @ params[Wo] + params[bo]
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    E = np.exp(shifted)
+    S = E.sum(axis=1, keepdims=True)
+    loss = -np.sum(Y * (shifted - np.log(S))) / m
+    dZ = (E / S - Y) / m
+    grads = {Wo: H.T @ dZ, bo: dZ.sum(axis=0)}
+    dH = dZ @ params[Wo].T
+    for k in range(len(saved) - 1, -1, -1):
+        (Wa, ba), (Wb, bb) = blocks[2 * k], blocks[2 * k + 1]
+        H_in, Z, A = saved[k]
+        grads[Wb], grads[bb] = A.T @ dH, dH.sum(axis=0)
+        dZ = (dH @ params[Wb].T) * (Z > 0)
+        grads[Wa], grads[ba] = H_in.T @ dZ, dZ.sum(axis=0)
+        if k > 0:  # the fork: the skip branch and the block's branch add up
+            dH = dH + dZ @ params[Wa].T
+    return float(loss), {name: grads[name] for name in params}
+
+
 # ---------------------------------------------------------------------------- JAX
 
 
@@ -109,6 +153,78 @@ def jax_mlp_tanh_mse(params, X, Y):
     for layer in range(1, len(params) // 2 + 1):
         A = jnp.tanh(A @ params[f"W{layer}"] + params[f"b{layer}"])
     return jnp.mean((A - Y) ** 2)
+
+
+def jax_resmlp(params, X, Y):
+    import jax
+    import jax.numpy as jnp
+
+    layers = _pairs(params)
+    blocks, (Wo, bo) = layers[:-1], layers[-1]
+    H = X
+    for (Wa, ba), (Wb, bb) in zip(blocks[0::2], blocks[1::2]):
+        H = H + jax.nn.relu(H @ params[Wa] + params[ba]) @ params[Wb] + params[bb]
+    Z = H @ params[Wo] + params[bo]
+    return -jnp.sum(Y * jax.nn.log_softmax(Z, axis=1)) / X.shape[0]
+
+
+# ---------------------------------------------------------------------------- torch
+
+
+def torch_value_and_grad(cost, params, X, Y):
+    """A function of no arguments: ``cost`` and its gradients by torch autograd, on leaf
+    tensors that share ``params``' memory, returning ``(loss, {name: gradient})``."""
+    import torch
+
+    leaves = {
+        k: torch.from_numpy(np.ascontiguousarray(v)).requires_grad_() for k, v in params.items()
+    }
+    tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
+
+    def step():
+        for leaf in leaves.values():
+            leaf.grad = None
+        loss = cost(leaves, tX, tY)
+        loss.backward()
+        return loss.item(), {k: leaf.grad for k, leaf in leaves.items()}
+
+    return step
+
+
+def torch_mlp_relu_softmax_ce(params, X, Y):
+    import torch
+
+    A1 = torch.relu(X @ params["W1"] + params["b1"])
+    Z2 = A1 @ params["W2"] + params["b2"]
+    return -torch.sum(Y * torch.log_softmax(Z2, dim=1)) / X.shape[0]
+
+
+def torch_logreg(params, X, Y):
+    import torch
+
+    z = X @ params["w"] + params["b"]
+    return torch.mean(torch.nn.functional.softplus(z) - Y * z)
+
+
+def torch_mlp_tanh_mse(params, X, Y):
+    import torch
+
+    A = X
+    for layer in range(1, len(params) // 2 + 1):
+        A = torch.tanh(A @ params[f"W{layer}"] + params[f"b{layer}"])
+    return torch.mean((A - Y) ** 2)
+
+
+def torch_resmlp(params, X, Y):
+    import torch
+
+    layers = _pairs(params)
+    blocks, (Wo, bo) = layers[:-1], layers[-1]
+    H = X
+    for (Wa, ba), (Wb, bb) in zip(blocks[0::2], blocks[1::2]):
+        H = H + torch.relu(H @ params[Wa] + params[ba]) @ params[Wb] + params[bb]
+    Z = H @ params[Wo] + params[bo]
+    return -torch.sum(Y * torch.log_softmax(Z, dim=1)) / X.shape[0]
 
 
 # ---------------------------------------------------------------------------- GEMM floor
@@ -156,14 +272,61 @@ def logreg_floor(params, X, rng=None):
     return run
 
 
+def resmlp_floor(params, X, rng=None):
+    """The matrix products of one residual-MLP pass: per block ``H Wa`` and ``A Wb`` forward,
+    ``Aᵀ dH``, ``dH Wbᵀ``, ``Hᵀ dZ`` and ``dZ Waᵀ`` backward (not the last for the first
+    block: nobody needs the gradient of X); the output layer's ``H Wo``, ``Hᵀ dZ``, ``dZ Woᵀ``."""
+    rng = rng or np.random.default_rng(0)
+    layers = [(params[w], params[b]) for w, b in _pairs(params)]
+    blocks, (Wo, _) = layers[:-1], layers[-1]
+    m, width = X.shape
+
+    def draw(n):
+        return rng.standard_normal((m, n)).astype(X.dtype)
+
+    H = [X] + [draw(width) for _ in range(len(blocks) // 2)]
+    A = [draw(Wa.shape[1]) for Wa, _ in blocks[0::2]]
+    dH, dZ, dZo = draw(width), [draw(Wa.shape[1]) for Wa, _ in blocks[0::2]], draw(Wo.shape[1])
+
+    def run():
+        for k, ((Wa, _), (Wb, _)) in enumerate(zip(blocks[0::2], blocks[1::2])):
+            H[k] @ Wa
+            A[k] @ Wb
+        H[-1] @ Wo
+        H[-1].T @ dZo
+        dZo @ Wo.T
+        for k in range(len(A) - 1, -1, -1):
+            (Wa, _), (Wb, _) = blocks[2 * k], blocks[2 * k + 1]
+            A[k].T @ dH
+            dH @ Wb.T
+            H[k].T @ dZ[k]
+            if k > 0:
+                dZ[k] @ Wa.T
+
+    return run
+
+
 NUMPY = {
     "mlp_relu_softmax_ce": numpy_mlp_relu_softmax_ce,
     "logreg": numpy_logreg,
     "mlp_tanh_mse": numpy_mlp_tanh_mse,
+    "resmlp": numpy_resmlp,
 }
 JAX = {
     "mlp_relu_softmax_ce": jax_mlp_relu_softmax_ce,
     "logreg": jax_logreg,
     "mlp_tanh_mse": jax_mlp_tanh_mse,
+    "resmlp": jax_resmlp,
 }
-FLOORS = {"mlp_relu_softmax_ce": mlp_floor, "logreg": logreg_floor, "mlp_tanh_mse": mlp_floor}
+TORCH = {
+    "mlp_relu_softmax_ce": torch_mlp_relu_softmax_ce,
+    "logreg": torch_logreg,
+    "mlp_tanh_mse": torch_mlp_tanh_mse,
+    "resmlp": torch_resmlp,
+}
+FLOORS = {
+    "mlp_relu_softmax_ce": mlp_floor,
+    "logreg": logreg_floor,
+    "mlp_tanh_mse": mlp_floor,
+    "resmlp": resmlp_floor,
+}

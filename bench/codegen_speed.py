@@ -1,20 +1,23 @@
-"""Speed of generated kernels against the GEMM-only floor, hand-written NumPy and JAX.
+"""Speed of generated kernels against the GEMM-only floor, hand-written NumPy, JAX and torch.
 
     python -m bench.codegen_speed                 # the full table (a few minutes)
     python -m bench.codegen_speed --quick         # fewer rounds
     python -m bench.codegen_speed --threads 2     # pin 2 BLAS/XLA threads instead of 1
 
-Everything is measured in ONE process with the thread counts pinned before NumPy and JAX
-are imported (the pins are printed). Variants are interleaved: each round runs every
-variant once, in a shuffled order, and a variant's ratio is the median over rounds of its
-time divided by the floor's time *in the same round*, so drifts of a shared machine cancel;
+Everything is measured in ONE process with the thread counts pinned before NumPy, JAX and
+torch are imported (the pins are printed; torch also gets ``torch.set_num_threads``).
+Variants are interleaved: each round runs every variant once, in a shuffled order, and a
+variant's ratio is the median over rounds of its time divided by the floor's time *in the
+same round*, so drifts of a shared machine cancel;
 ``quartiles`` are those of the per-round ratios.
 
 * ``floor``       just the matrix products the pass needs (``bench.baselines``);
 * ``generated``   ``numeric.codegen`` NumPy kernel, ``loss_and_grads``;
 * ``numpy``       hand-written NumPy backprop (``bench.baselines``);
 * ``jax``         ``jax.jit(jax.value_and_grad(cost))`` of a forward written in jax.numpy;
-* ``gen-jax``     the generated kernel with ``target="jax"`` (compiled with ``jax.jit``).
+* ``gen-jax``     the generated kernel with ``target="jax"`` (compiled with ``jax.jit``);
+* ``torch``       the same forward in ``torch`` (CPU, eager), then ``loss.backward()``
+                  (skipped, with a note, when torch is not installed: ``pip install .[bench]``).
 
 ``faults`` is minor page faults per call: NumPy code that allocates more than glibc keeps
 between calls gets fresh pages from the kernel every call (expensive in a VM), so the
@@ -58,13 +61,16 @@ def main(argv=None) -> int:
     from bench import baselines
     from numeric import codegen
 
+    torch = _torch(args.threads)
     print("thread pins:", ", ".join(f"{k}={v}" for k, v in pins.items()))
     other = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_") and k not in pins}
     if other:
         print("also set:", ", ".join(f"{k}={v}" for k, v in sorted(other.items())))
     blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
     print(f"numpy {np.__version__} ({blas['name']} {blas.get('version', '')}, kernels: "
-          f"{_openblas_core(np)}), jax {jax.__version__}")  # fmt: skip
+          f"{_openblas_core(np)}), jax {jax.__version__}, "
+          + (f"torch {torch.__version__} ({torch.get_num_threads()} thread)" if torch else
+             "torch not installed (pip install .[bench]): no torch column"))  # fmt: skip
     print(f"cpu count {os.cpu_count()}; machine shared: read ratios, not absolute times\n")
 
     cases = _cases(derive)
@@ -72,10 +78,21 @@ def main(argv=None) -> int:
     budget = args.seconds / (3 if args.quick else 1)
     rows = []
     for case in cases:
-        rows += _run_case(case, budget, np, jax, baselines, codegen)
+        rows += _run_case(case, budget, np, jax, torch, baselines, codegen)
     _print_table(rows)
     _codegen_time(derive, codegen)
     return 0
+
+
+def _torch(threads: int):
+    """torch pinned to ``threads`` threads, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+    return torch
 
 
 def _openblas_core(np) -> str:
@@ -134,7 +151,7 @@ def _data(case, kernel, np):
     return params, X, Y
 
 
-def _run_case(case, budget, np, jax, baselines, codegen) -> list[dict]:
+def _run_case(case, budget, np, jax, torch, baselines, codegen) -> list[dict]:
     import random
 
     kind = case["kind"]
@@ -154,7 +171,15 @@ def _run_case(case, budget, np, jax, baselines, codegen) -> list[dict]:
         "jax": lambda: jax.block_until_ready(jax_fn(jparams, jX, jY)),
         "gen-jax": lambda: jax.block_until_ready(gen_jax(jparams, jX, jY)),
     }
-    _check_agreement(kernel, params, X, Y, jparams, jX, jY, jax_fn, gen_jax, baselines, kind, np)
+    if torch is not None:
+        variants["torch"] = baselines.torch_value_and_grad(baselines.TORCH[kind], params, X, Y)
+    others = {
+        "numpy": lambda: baselines.NUMPY[kind](params, X, Y),
+        "jax": lambda: jax_fn(jparams, jX, jY),
+        "gen-jax": lambda: gen_jax(jparams, jX, jY),
+        "torch": variants.get("torch"),
+    }
+    _check_agreement(kernel.loss_and_grads(params, X, Y), others, X.dtype, np)
 
     for fn in variants.values():  # warm up: compile, fault in pages, fill caches
         for _ in range(3):
@@ -195,16 +220,15 @@ def _run_case(case, budget, np, jax, baselines, codegen) -> list[dict]:
     return rows
 
 
-def _check_agreement(kernel, params, X, Y, jparams, jX, jY, jax_fn, gen_jax, baselines, kind, np):
-    """Every variant computes the same loss and gradients (up to rounding of the dtype)."""
-    loss, grads = kernel.loss_and_grads(params, X, Y)
-    tol = 1e-4 if X.dtype == np.float32 else 1e-9
-    others = {
-        "numpy": baselines.NUMPY[kind](params, X, Y),
-        "jax": jax_fn(jparams, jX, jY),
-        "gen-jax": gen_jax(jparams, jX, jY),
-    }
-    for name, (other_loss, other_grads) in others.items():
+def _check_agreement(generated, others, dtype, np):
+    """Every variant computes the same loss and gradients as the generated kernel (up to
+    rounding of the dtype); ``others`` maps a variant's name to a call returning its pair."""
+    loss, grads = generated
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    for name, call in others.items():
+        if call is None:
+            continue
+        other_loss, other_grads = call()
         scale = max(1.0, abs(loss))
         assert abs(float(other_loss) - loss) <= tol * scale, (name, float(other_loss), loss)
         for key, g in grads.items():
@@ -232,7 +256,9 @@ def _print_table(rows) -> None:
         gen = variants["generated"]["ratio"]
         verdict = "met" if gen <= variants["generated"]["target"] else "NOT met"
         vs = ", ".join(
-            f"{gen / variants[n]['ratio']:.2f}x {n}" for n in ("numpy", "jax") if n in variants
+            f"{gen / variants[n]['ratio']:.2f}x {n}"
+            for n in ("numpy", "jax", "torch")
+            if n in variants
         )
         rounds = variants["generated"]["rounds"]
         print(f"{'':<48} generated: target {verdict}; {vs}; {rounds} rounds")
