@@ -5,7 +5,8 @@ imports one that was saved. ``verify`` checks a kernel against JAX autodiff of t
 graph and finite differences, and returns a :class:`Verification` (its table: one
 :class:`Row` per parameter, every :class:`Mismatch`). ``check_gradients`` and
 ``assert_gradients`` check any gradient, hand-written or generated, against finite
-differences.
+differences. ``train`` runs a kernel in a mini-batch loop with an update rule of
+``derive.optimizers`` (``numeric.training``).
 
 The functions live in modules named apart from them (``numeric.generator.generate``,
 ``numeric.verification.run``), so ``numeric.codegen`` and ``numeric.verify`` are always the
@@ -25,6 +26,7 @@ from .gradcheck.check import (
     check_gradients,
 )
 from .gradcheck.finite_diff import numeric_gradient, partial_derivative
+from .training.loop import Training, train
 from .verification.run import Mismatch, Row, Verification, verify
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "Mismatch",
     "ParamFinding",
     "Row",
+    "Training",
     "Verification",
     "assert_gradients",
     "check_gradients",
@@ -44,5 +47,6 @@ __all__ = [
     "load",
     "numeric_gradient",
     "partial_derivative",
+    "train",
     "verify",
 ]

@@ -1,0 +1,27 @@
+"""numeric.training: generated kernels in a mini-batch loop, moved by a derived update rule.
+
+``train`` runs the loop (``loop``); ``Stepper`` applies a rule's update code, which
+``update_code`` prints from the rule's SymPy assignments (``derive.optimizers``); ``History``
+and the progress bar are in ``history``; ``datasets`` makes small 2-D data sets and shapes
+targets for a model; ``csv_data`` reads a user's own.
+"""
+
+from .csv_data import load_csv
+from .datasets import DATASETS, Data, make, targets_for
+from .history import History
+from .loop import Training, train
+from .stepper import Stepper
+from .update_code import update_source
+
+__all__ = [
+    "DATASETS",
+    "Data",
+    "History",
+    "Stepper",
+    "Training",
+    "load_csv",
+    "make",
+    "targets_for",
+    "train",
+    "update_source",
+]

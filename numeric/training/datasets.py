@@ -1,0 +1,127 @@
+"""Small 2-D data sets made on the spot (no downloads), and targets shaped for a model.
+
+Each generator returns ``X`` (m, 2) in float64 and integer class labels ``labels`` (m,):
+
+* ``xor``      the four corners of the unit square, labelled x1 XOR x2 (no line separates them);
+* ``planar``   the "flower" of Andrew Ng's course (course 1, week 3): two classes of petals;
+* ``circles``  a ring around a disc;
+* ``blobs``    two clouds with a guaranteed gap between them (linearly separable).
+
+>>> data = make("xor")
+>>> data.X.tolist(), data.labels.tolist()
+([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], [0, 1, 1, 0])
+>>> data = make("planar", seed=1)
+>>> data.X.shape, sorted(set(data.labels.tolist()))
+((400, 2), [0, 1])
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from derive.errors import BackpropInputError, UnknownNameError
+
+
+class Data(NamedTuple):
+    """Examples as rows of ``X`` with their class ``labels``; ``lines`` are the file lines
+    they came from (None for generated data)."""
+
+    X: np.ndarray
+    labels: np.ndarray
+    name: str
+    lines: list[int] | None = None
+
+    def where(self, row: int) -> str:
+        return f"line {self.lines[row]}" if self.lines else f"example {row + 1}"
+
+
+def xor(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The four XOR points (``seed`` is unused: there is nothing to draw)."""
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    return X, np.array([0, 1, 1, 0])
+
+
+def planar(seed: int = 0, m: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Ng's planar flower: per class, angles along half a turn with noise, radius
+    ``4 sin(4 angle)`` with noise; the petals of the two classes interleave."""
+    rng = np.random.default_rng(seed)
+    per_class = m // 2
+    X, labels = np.zeros((2 * per_class, 2)), np.zeros(2 * per_class, dtype=np.int64)
+    for j in range(2):
+        rows = slice(per_class * j, per_class * (j + 1))
+        angle = np.linspace(j * 3.12, (j + 1) * 3.12, per_class)
+        angle += 0.2 * rng.standard_normal(per_class)
+        radius = 4 * np.sin(4 * angle) + 0.2 * rng.standard_normal(per_class)
+        X[rows] = np.c_[radius * np.sin(angle), radius * np.cos(angle)]
+        labels[rows] = j
+    return X, labels
+
+
+def circles(seed: int = 0, m: int = 200, noise: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0 on a circle of radius 1, class 1 on one of radius 0.5, both with noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(m) % 2
+    angle = rng.uniform(0, 2 * np.pi, m)
+    radius = np.where(labels == 0, 1.0, 0.5)
+    X = np.c_[radius * np.cos(angle), radius * np.sin(angle)]
+    return X + noise * rng.standard_normal((m, 2)), labels
+
+
+def blobs(seed: int = 0, m: int = 100, gap: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Two Gaussian clouds around (-1.5, -1.5) and (1.5, 1.5); a point closer than ``gap``
+    to the line x1 + x2 = 0, or beyond it, is drawn again, so a line separates the classes."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(m) % 2
+    X = np.empty((m, 2))
+    for row, label in enumerate(labels):
+        side = 1.0 if label else -1.0
+        while True:
+            point = side * 1.5 + 0.8 * rng.standard_normal(2)
+            if side * point.sum() / np.sqrt(2) >= gap:
+                X[row] = point
+                break
+    return X, labels
+
+
+DATASETS = {"xor": xor, "planar": planar, "circles": circles, "blobs": blobs}
+
+
+def make(name: str, seed: int = 0) -> Data:
+    """A generated data set by name: ``X`` (m, 2) and integer ``labels`` (m,)."""
+    if name not in DATASETS:
+        raise UnknownNameError("data set", name, list(DATASETS))
+    return Data(*DATASETS[name](seed), name)
+
+
+def targets_for(model, data: Data) -> np.ndarray:
+    """Integer class labels as the ``Y`` a model's kernel takes: the labels themselves for
+    a sparse loss, one-hot rows for several outputs, a column of 0/1 for one output (a
+    vector for logistic regression). Raises ``BackpropInputError`` for a label the model
+    has no output for."""
+    labels = data.labels
+    classes = max(model.n_outputs, 2)
+    bad = (labels < 0) | (labels >= classes)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise BackpropInputError(
+            f"{data.name}, {data.where(row)}: label {labels[row]} is out of range: "
+            f"{model.spec} has {model.n_outputs} output(s), so labels are 0..{classes - 1}"
+        )
+    labels = labels.astype(np.int64)
+    if model.labels:
+        return labels
+    if model.n_outputs == 1:
+        column = labels.astype(np.float64)
+        return column if model.real_target_vector else column[:, None]
+    return np.eye(model.n_outputs)[labels]
+
+
+def check_inputs(model, data: Data) -> None:
+    """The data's columns are the model's inputs."""
+    wanted = model.data_shapes(len(data.X))["X"][1]
+    if data.X.shape[1] != wanted:
+        raise BackpropInputError(
+            f"{data.name} has {data.X.shape[1]} input column(s), but {model.spec} takes {wanted}"
+        )

@@ -1,0 +1,198 @@
+"""``train``: a generated kernel in a mini-batch loop, its parameters moved by an update rule.
+
+Each epoch visits the examples in a fresh order, ``numpy.random.default_rng(seed)``'s
+``permutation(m)`` (one draw per epoch, in epoch order), cut into batches of ``batch_size``
+rows; the last batch holds what is left. A model with dropout gets new keep masks for every
+batch from the same generator, drawn after the epoch's order. Batches are gathered into
+arrays made once, and the parameters are updated in place (:class:`Stepper`).
+
+>>> import derive
+>>> from numeric import codegen
+>>> from numeric.training.datasets import make, targets_for
+>>> model = derive.mlp([2, 4, 1], activation="tanh")
+>>> kernel = codegen(model.derive())
+>>> data = make("xor")
+>>> from derive.optimizers import Adam
+>>> run = train(kernel, kernel.random_params(seed=1), data.X, targets_for(model, data),
+...             Adam(lr=0.05), epochs=300, batch_size=4, seed=0, progress=False)
+>>> run.history.accuracy[-1]
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from derive.errors import BackpropInputError
+from derive.optimizers import UpdateRule
+
+from .history import History, Progress, accuracy, class_kind
+from .stepper import Stepper
+
+
+@dataclass
+class Training:
+    """What :func:`train` returns: the trained ``params`` (the arrays given, updated in
+    place), the ``history``, the rule, and the wall time."""
+
+    params: dict[str, np.ndarray]
+    history: History
+    optimizer: UpdateRule
+    seconds: float
+
+
+def train(
+    kernel,
+    params: dict[str, np.ndarray],
+    X,
+    Y,
+    optimizer: UpdateRule,
+    epochs: int = 10,
+    batch_size: int = 32,
+    seed: int = 0,
+    *,
+    progress: bool | None = None,
+    measure_accuracy: bool = True,
+) -> Training:
+    """Train ``params`` (changed in place: pass copies to keep the start) on ``X``, ``Y``.
+
+    ``optimizer`` is a rule of :mod:`derive.optimizers`; the perceptron rule needs a kernel
+    of one layer with a step output. Accuracy (when the targets are classes and
+    ``measure_accuracy``) is measured on all of ``X`` after each epoch. ``progress`` shows
+    a bar on stderr (None: when stderr is a terminal). Raises ``BackpropInputError`` for
+    bad sizes, shapes or dtypes.
+    """
+    if not isinstance(optimizer, UpdateRule):
+        raise TypeError(f"optimizer must be a derive.optimizers rule, got {optimizer!r}")
+    _check_count("epochs", epochs)
+    _check_count("batch_size", batch_size)
+    _check_seed(seed)
+    _check_params(kernel, params)
+    dtype = next(iter(params.values())).dtype
+    X = np.ascontiguousarray(X, dtype=dtype)
+    Y = np.ascontiguousarray(Y)
+    if len(X) != len(Y) or len(X) == 0:
+        raise BackpropInputError(f"X and Y must have the same number of rows (>0), got "
+                                 f"{len(X)} and {len(Y)}")  # fmt: skip
+    model = getattr(getattr(kernel, "derivation", None), "model", None)
+    batch = _Batches(X, Y, batch_size, seed, model)
+    signals = _Perceptron(kernel, params, model) if not optimizer.uses_gradient else None
+    stepper = Stepper(optimizer, params)
+    kind = class_kind(model, Y) if measure_accuracy else None
+    history = History(batch.per_epoch, len(X))
+    bar = Progress(epochs, batch.per_epoch, enabled=progress)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        for xb, yb, masks in batch.epoch():
+            if signals is not None:
+                loss, signal = signals(xb, yb)
+            elif masks:
+                loss, signal = kernel.loss_and_grads(params, xb, yb, masks=masks)
+            else:
+                loss, signal = kernel.loss_and_grads(params, xb, yb)
+            stepper.step(signal)
+            history.add_step(loss, len(xb))
+            bar.step(epoch, history.last_loss)
+        history.end_epoch(accuracy(kind, kernel, params, X, Y) if kind else None)
+    bar.close()
+    return Training(params, history, optimizer, time.perf_counter() - start)
+
+
+class _Batches:
+    """Shuffled batches gathered into arrays made once (a view of them for the last one)."""
+
+    def __init__(self, X, Y, batch_size, seed, model):
+        self.X, self.Y = X, Y
+        self.size = min(batch_size, len(X))
+        self.per_epoch = math.ceil(len(X) / self.size)
+        self.rng = np.random.default_rng(seed)
+        self.xb = np.empty((self.size, *X.shape[1:]), dtype=X.dtype)
+        self.yb = np.empty((self.size, *Y.shape[1:]), dtype=Y.dtype)
+        self.masks = _mask_shapes(model, X.dtype)
+
+    def epoch(self):
+        order = self.rng.permutation(len(self.X))
+        for lo in range(0, len(order), self.size):
+            rows = order[lo : lo + self.size]
+            xb = np.take(self.X, rows, axis=0, out=self.xb[: len(rows)])
+            yb = np.take(self.Y, rows, axis=0, out=self.yb[: len(rows)])
+            yield xb, yb, self._draw_masks(len(rows))
+
+    def _draw_masks(self, rows: int) -> dict[str, np.ndarray]:
+        return {
+            name: (self.rng.random((rows, width)) < keep).astype(dtype)
+            for name, (width, keep, dtype) in self.masks.items()
+        }
+
+
+def _mask_shapes(model, dtype) -> dict[str, tuple[int, float, np.dtype]]:
+    """Dropout keep masks the model's kernel takes: name -> (width, keep probability)."""
+    if model is None:
+        return {}
+    return {
+        node.name: (int(sp.sympify(node.shape[1]).xreplace(model.dims)), float(node.op.keep), dtype)
+        for node in model.by_role("mask")
+    }
+
+
+class _Perceptron:
+    """The perceptron rule's signal on a batch: ``sum (y - yhat) x`` for the weights and
+    ``sum (y - yhat)`` for the bias (its input is always 1), in arrays made once."""
+
+    def __init__(self, kernel, params, model):
+        if model is not None and model.output not in ("step", None):
+            raise BackpropInputError(
+                f"the perceptron rule trains a step output, but {model.spec} has "
+                f"{model.output}; use --output step"
+            )
+        names = list(params)
+        shapes = [params[name].shape for name in names]
+        if len(names) != 2 or len(shapes[0]) not in (1, 2) or shapes[1] != shapes[0][1:]:
+            raise BackpropInputError(
+                "the perceptron rule trains one layer, a weight and a bias; got parameters "
+                + ", ".join(f"{n} {params[n].shape}" for n in names)
+            )
+        self.kernel, self.names = kernel, names
+        self.delta = {name: np.empty_like(p) for name, p in params.items()}
+        self.params = params
+
+    def __call__(self, xb, yb):
+        errors = yb.reshape(len(yb), -1).astype(xb.dtype)  # y - yhat, one column per output
+        errors -= self.kernel.forward(self.params, xb).reshape(errors.shape)
+        weight, bias = self.names
+        w, b = self.delta[weight], self.delta[bias]
+        np.matmul(xb.T, errors.reshape(len(xb), *w.shape[1:]), out=w)
+        errors.sum(axis=0, out=b.reshape(-1))
+        return float(np.abs(errors).mean()), self.delta
+
+
+def _check_params(kernel, params) -> None:
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    shapes = getattr(kernel, "params", None)
+    if shapes is None:
+        return
+    if list(params) != list(shapes):
+        raise BackpropInputError(
+            f"params must be the kernel's {', '.join(shapes)}, got {', '.join(params)}"
+        )
+    for name, shape in shapes.items():
+        if np.shape(params[name]) != tuple(shape):
+            raise BackpropInputError(
+                f"parameter {name} has shape {np.shape(params[name])}, the kernel's is {shape}"
+            )
+
+
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise BackpropInputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise BackpropInputError(f"seed must be a non-negative integer, got {seed!r}")
