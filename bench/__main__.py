@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own process (``make bench``).
 
-    python -m bench            # all three, full size (about 15 minutes on 2 cores)
+    python -m bench            # all of them, full size (about 15 minutes on 2 cores)
     python -m bench --quick    # a rough pass of each
 
 A fresh process per benchmark because each pins its BLAS/XLA threads before NumPy and
@@ -17,6 +17,7 @@ QUICK = {  # every benchmark, with the arguments of its rough pass
     "derive_scale": ["--quick"],
     "codegen_speed": ["--quick"],
     "gradcheck_catch_rate": ["--seeds", "20", "--seeds-any", "10", "--clean", "5"],
+    "train_speed": ["--quick"],
 }
 
 
