@@ -1,10 +1,12 @@
 """derive: symbolic computation graphs and the reverse-mode chain rule, in SymPy."""
 
+from . import layers
 from .builders import chain, logistic_regression, mlp
 from .errors import BackpropInputError, IncompatibleError, SpecError, UnknownNameError
 from .evaluate import evaluate
 from .expressions import from_expr, parse_expression
 from .model import Derivation, Model
+from .network import network
 from .registry import ACTIVATIONS, LOSSES
 from .spec import build
 
@@ -20,8 +22,10 @@ __all__ = [
     "build",
     "chain",
     "evaluate",
+    "layers",
     "from_expr",
     "logistic_regression",
     "mlp",
+    "network",
     "parse_expression",
 ]

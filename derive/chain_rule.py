@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .graph import Node
+from .ops import as_elementwise
 from .rules import simplest
 
 
@@ -64,8 +65,11 @@ def _stand_in(adjoint: sp.Expr) -> sp.Symbol:
 
 
 def _sum(terms: list[sp.Expr]) -> sp.Expr:
-    if any(isinstance(t, sp.MatrixExpr) for t in terms):
+    matrices = [isinstance(t, sp.MatrixExpr) for t in terms]
+    if all(matrices):
         return sp.MatAdd(*terms).doit() if len(terms) > 1 else terms[0]
+    if any(matrices):  # a fork read by a layer norm (entry by entry) and by a residual sum
+        return sp.Add(*[as_elementwise(t) if m else t for t, m in zip(terms, matrices)])
     return sp.Add(*terms)
 
 

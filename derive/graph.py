@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-ROLES = ("input", "target", "param", "hidden", "output", "loss")
+ROLES = ("input", "target", "param", "hidden", "output", "loss", "mask")
 
 
 @dataclass(eq=False)

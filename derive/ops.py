@@ -233,7 +233,7 @@ class DenseOp:
         back = _renaming(node.expr, adjoint)
         out = {}
         for parent in dict.fromkeys(node.parents):
-            if parent.role in ("input", "target"):
+            if parent.role in ("input", "target", "mask"):
                 continue  # no one asks for the gradient with respect to the data
             term = rules_[_generic_name(parent.matrix, node.expr, adjoint)]
             out[parent] = (None, _as_shape(term.xreplace(back[0]).xreplace(back[1]), parent))
@@ -344,3 +344,23 @@ class CostOp:
         rows = {a: output.symbol, y: target.symbol}
         grad = lift(rules.loss_gradient(self.name), rows, self.width)
         return {output: (grad, _stand_in(adjoint) * grad / m)}
+
+
+def as_elementwise(expr: sp.MatrixExpr) -> sp.Expr:
+    """A matrix expression that holds no true matrix product, read entry by entry: ``dR1`` is
+    the stand-in ``dR1``, ``M ⊙ G`` is ``M*G``, ``1 b`` is ``b`` broadcast over the rows.
+    Raises ``NotImplementedError`` for a product such as ``dZ Wᵀ``."""
+    if isinstance(expr, sp.MatrixSymbol):
+        return _stand_in(expr)
+    if isinstance(expr, sp.MatAdd):
+        return sp.Add(*[as_elementwise(t) for t in expr.args])
+    if isinstance(expr, sp.HadamardProduct):
+        return sp.Mul(*[as_elementwise(t) for t in expr.args])
+    if isinstance(expr, sp.MatMul):
+        coeff, matrices = expr.as_coeff_matrices()
+        ones = matrices[0]
+        if len(matrices) == 2 and isinstance(ones, sp.OneMatrix) and ones.shape[1] == 1:
+            return coeff * as_elementwise(matrices[1])  # a row broadcast over the rows
+        if len(matrices) == 1:
+            return coeff * as_elementwise(matrices[0])
+    raise NotImplementedError(f"{expr} is a matrix product, not an elementwise expression")

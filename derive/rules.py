@@ -53,8 +53,8 @@ def _sum_one_term(term: sp.Expr, index: sp.Symbol, lo, hi) -> sp.Expr:
     for delta in term.atoms(KroneckerDelta):
         if index in delta.args:
             (other,) = [arg for arg in delta.args if arg != index] or [index]
-            if term.xreplace({delta: 0}) == 0:  # the term vanishes off the diagonal
-                return term.xreplace({delta: 1}).xreplace({index: other})
+            if term.xreplace({delta: sp.S.Zero}) == 0:  # the term vanishes off the diagonal
+                return term.xreplace({delta: sp.S.One}).xreplace({index: other})
     return Sum(term, (index, lo, hi))
 
 
