@@ -19,6 +19,8 @@ class DataLines:
         self.names = program.names
         self.np = module
         self.dtype = dtype
+        #: dropout masks the kernel takes, by name -> the probability of keeping an entry
+        self.masks = {node.name: node.op.keep for node in self.model.nodes if node.role == "mask"}
 
     def bindings(self) -> list[Statement]:
         """Inputs as floats, parameters, targets in the inputs' dtype, elements and columns,
@@ -39,6 +41,13 @@ class DataLines:
             else:
                 code, comment = f"{np_}.asarray(Y, dtype=X.dtype)", "targets in the inputs' dtype"
             out.append(binding("Y", code, "Y", comment=comment))
+        for name, keep in self.masks.items():
+            code = (
+                f'{np_}.asarray(masks["{name}"], dtype=X.dtype) if masks is not None '
+                f"else {float(keep)!r}"
+            )
+            comment = f"dropout keep mask (0/1); without masks, {float(keep)!r}: the identity"
+            out.append(binding(self.names(name), code, name, comment=comment))
         if not self.p.matrix:
             out += self._element_bindings(shapes)
             out += self._column_bindings("X", model.inputs, vector=False)

@@ -23,6 +23,9 @@ class EquationPrinter(StrPrinter):
         text = " ".join(parts)
         return text if coeff == 1 else f"{self._print(coeff)}*{text}"
 
+    def _print_HadamardProduct(self, expr):
+        return " ⊙ ".join(self.parenthesize(arg, PRECEDENCE["Mul"]) for arg in expr.args)
+
     def _print_Transpose(self, expr):
         return f"{self.parenthesize(expr.arg, PRECEDENCE['Pow'])}ᵀ"
 

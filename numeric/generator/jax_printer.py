@@ -48,13 +48,14 @@ class JaxPrinter(KernelPrinter):
         out = [("@jax.jit", None, "def")]
         out += super().function(core, args, f"Compiled body of `{name}`.", body, plain)
         names = ", ".join(n for n, _, _ in returns)
+        call = ", ".join(arg.split("=")[0] for arg in args.split(", "))  # masks=None: masks
         converted = ", ".join(f"float({n})" if f else n for n, _, f in returns)
         out += [
             ("", None, "blank"),
             ("", None, "blank"),
             (f"def {name}({args}):", None, "def"),
             (f'    """{doc}"""', None, "doc"),
-            (f"    {names} = {core}({args})", None, "call"),
+            (f"    {names} = {core}({call})", None, "call"),
             (f"    return {converted}", None, "return"),
         ]
         return out

@@ -247,12 +247,15 @@ class KernelPrinter(KernelArithmetic):
             else:  # a row of ones times a matrix: the sum over rows
                 receiver = self.parenthesize(operand, PRECEDENCE["Func"], strict=True)
                 text = f"{receiver}.sum(axis=0)" if self._rank(operand) > 1 else f"{receiver}.sum()"
+        elif len(matrices) == 1:
+            text = self._print(matrices[0])
         else:
             text = " @ ".join(self.parenthesize(m, PRECEDENCE["Mul"]) for m in matrices)
         if scalar == 1:
             return text
         factor = scalar * sp.Symbol("__matrix__")
-        return self._print(factor).replace("__matrix__", f"({text})" if " " in text else text)
+        bare = " " not in text or isinstance(expr.args[-1], sp.HadamardProduct)  # a product too
+        return self._print(factor).replace("__matrix__", text if bare else f"({text})")
 
     def _print_MatAdd(self, expr):
         out = ""
@@ -266,6 +269,11 @@ class KernelPrinter(KernelArithmetic):
                 else (out + (f" - {text}" if negative else f" + {text}"))
             )
         return out
+
+    def _print_HadamardProduct(self, expr):
+        """``A ⊙ B`` is the array product ``A * B`` (``1 γ ⊙ N`` broadcasts the row γ)."""
+        factors = [self.parenthesize(arg, PRECEDENCE["Mul"], strict=True) for arg in expr.args]
+        return " * ".join(factors)
 
     def _print_Transpose(self, expr):
         return f"{self.parenthesize(expr.arg, PRECEDENCE['Func'], strict=True)}.T"

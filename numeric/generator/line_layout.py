@@ -83,15 +83,12 @@ def split_line(head: str, code: str, tail: str, pad: str) -> list[str]:
     if len(pad) + len(head) + len(code) + len(tail) <= WIDTH:
         return [f"{pad}{head}{code}{tail}"]
     inner = pad + "    "
-    for ops in ((" + ", " - "), (" * ", " / ", " @ "), (" & ", " | ")):
-        hits = _top_level(code, ops)
-        if hits and head.endswith("= "):
-            bounds = [0, *hits, len(code)]
-            pieces = [code[a:b].strip() for a, b in zip(bounds, bounds[1:])]
-            out = [f"{pad}{head}("]  # one operand per line, operators leading, as ruff format
-            for text in pieces:
-                out += split_line("", text, "", inner)
-            return out + [f"{pad}){tail}"]
+    pieces = _operands(code)
+    if pieces and head.endswith("= "):
+        out = [f"{pad}{head}("]  # one operand per line, operators leading, as ruff format
+        for text in pieces:
+            out += split_line("", text, "", inner)
+        return out + [f"{pad}){tail}"]
     opener = _outer_bracket(code)
     if opener is not None:
         content = code[opener + 1 : -1]
@@ -99,7 +96,23 @@ def split_line(head: str, code: str, tail: str, pad: str) -> list[str]:
         bounds = [0, *[c + 2 for c in commas]]
         parts = [content[a:b] for a, b in zip(bounds, [*commas, len(content)])]
         out = [f"{pad}{head}{code[: opener + 1]}"]
+        last = code[:opener].rstrip()[-1:]
+        call = code[opener] != "(" or bool(commas) or (last.isalnum() or last in ("_", "]", ")"))
+        if not call:  # a bracketed expression, not arguments: no comma (it is no tuple)
+            for text in _operands(content) or [content]:
+                out += split_line("", text.strip(), "", inner)
+            return out + [f"{pad}{code[-1]}{tail}"]
         for part in parts:
             out += split_line("", part.strip(), ",", inner)
         return out + [f"{pad}{code[-1]}{tail}"]
     return [f"{pad}{head}{code}{tail}"]
+
+
+def _operands(code: str) -> list[str] | None:
+    """``code`` cut before its top-level operators of the loosest kind it has, or None."""
+    for ops in ((" + ", " - "), (" * ", " / ", " @ "), (" & ", " | ")):
+        hits = _top_level(code, ops)
+        if hits:
+            bounds = [0, *hits, len(code)]
+            return [code[a:b].strip() for a, b in zip(bounds, bounds[1:])]
+    return None

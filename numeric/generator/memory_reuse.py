@@ -154,7 +154,7 @@ def _direct_operands(expr) -> list[sp.Symbol]:
 
 def _fresh_matrix(expr) -> bool:
     """A matrix statement that makes a new array (not ``1 b``, which is ``b`` itself)."""
-    if isinstance(expr, sp.MatAdd):
+    if isinstance(expr, sp.MatAdd | sp.HadamardProduct):
         return True
     if isinstance(expr, sp.MatMul):
         matrices = expr.as_coeff_matrices()[1]

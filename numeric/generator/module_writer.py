@@ -143,7 +143,9 @@ class ModuleWriter:
             for text, kind in self._statement_lines(s, local, names, plan, adjoints):
                 body.append((text, s.node, kind))
         self.helpers |= local.helpers_used
-        return printer.function(function, _signature(function), _DOCS[function], body, returns)
+        signature = _signature(function) + (", masks=None" if self.data.masks else "")
+        doc = _DOCS[function] + (_MASKS_DOC if self.data.masks else "")
+        return printer.function(function, signature, doc, body, returns)
 
     def _statement_lines(self, s, local, names, plan, adjoints) -> list[tuple[str, str]]:
         """The lines of one statement, as (text, kind), with its memory-reuse ``plan``."""
@@ -270,6 +272,13 @@ _DOCS = {
     "loss": "Mean cost over the batch.",
     "loss_and_grads": "Mean cost over the batch and its gradient for every parameter, by backprop.",
 }
+
+
+#: what a kernel with dropout layers says about its ``masks`` argument
+_MASKS_DOC = (
+    "\n\n    masks: each dropout layer's 0/1 keep mask by name, shaped like its input;"
+    "\n    None (evaluation): every dropout layer is the identity.\n    "
+)
 
 
 def _signature(function: str) -> str:

@@ -18,7 +18,7 @@ from derive.ops import m as BATCH
 # Identifiers a kernel uses for itself; graph names that collide get a trailing underscore.
 _RESERVED = {
     "np", "jnp", "jax", "params", "X", "Y", "m", "J", "PARAMS", "sigmoid", "softplus",
-    "forward", "loss", "loss_and_grads", "grads", "ones",
+    "forward", "loss", "loss_and_grads", "grads", "ones", "masks",
 }  # fmt: skip
 
 
