@@ -2,7 +2,9 @@
 
 A statement whose operand is not needed afterwards reuses it (``np.tanh(Z1, out=Z1)``), and
 a dense layer's bias is added in place (``Z1 = X @ W1``, then ``Z1 += b1``); the plan of
-which array is free is :mod:`numeric.generator.memory_reuse`'s.
+which array is free is :mod:`numeric.generator.memory_reuse`'s. The helpers a kernel
+defines (``sigmoid``, ``softplus``) are spelled as :mod:`numeric.generator.numpy_forms`
+measured fastest.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from sympy import Mul, Pow
 
 from .kernel_forms import masked_value, plain_product
 from .kernel_printer import ELEMENTWISE, KernelPrinter
+from .numpy_forms import HELPERS
 
 
 class NumPyPrinter(KernelPrinter):
     """Kernels over NumPy: plain functions, importing NumPy only."""
+
+    def helper_source(self, name: str) -> str:
+        return HELPERS[name]
 
     def doprint_into(self, expr, out: str | None = None) -> str:
         """Like ``doprint``, writing the result into the array named ``out`` (an operand that
