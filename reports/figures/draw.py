@@ -12,7 +12,7 @@ from reports.latex.textbook import local_textbook
 from reports.sections.context import ReportContext
 from reports.sections.numbers import fd_error_curve
 
-from .graph import MAX_NODES_WITH_EDGE_LABELS, NodeText, draw_graph, should_hide_params
+from .graph import MAX_NODES_WITH_EDGE_LABELS, NodeText, graph_figure, should_hide_params
 
 
 def _number(value: float) -> str:
@@ -66,25 +66,32 @@ def make_figures(ctx: ReportContext, out_dir: Path, fmt: str = "pdf", say=None) 
     hide = should_hide_params(main.model)
     shown = len(main.model.nodes) - (len(main.model.params) if hide else 0)
     labels = edge_labels(ctx, main) if main.model.level == "scalar" else None
-    figures["graph"] = draw_graph(
+    fig = graph_figure(
         main.model,
         graph_texts(ctx, main),
-        out_dir / f"graph.{fmt}",
         edge_labels=labels,
         hide_params=hide,
         legend=("forward value", "gradient")
         if main.model.level == "scalar"
         else ("shape", "shape of the gradient"),
     )
+    figures["graph"], figures["graph_width"] = _save(fig, out_dir / f"graph.{fmt}")
     figures["graph_hides_params"] = hide
-    figures["graph_has_edge_labels"] = bool(labels) and shown <= MAX_NODES_WITH_EDGE_LABELS
+    drawn = sum((t.get_gid() or "").endswith(":edge") for t in fig.axes[0].texts)
+    edges = sum(
+        len(set(n.parents) - (set(main.model.params) if hide else set())) for n in main.model.nodes
+    )
+    figures["graph_has_edge_labels"] = (
+        bool(labels) and shown <= MAX_NODES_WITH_EDGE_LABELS and drawn > 0
+    )
+    figures["graph_labels_every_edge"] = drawn == edges
     if ctx.matrix is not None and ctx.scalar is not None:
-        figures["layers"] = draw_graph(
+        fig = graph_figure(
             ctx.matrix.model,
             graph_texts(ctx, ctx.matrix),
-            out_dir / f"layers.{fmt}",
             legend=("shape", "shape of the gradient"),
         )
+        figures["layers"], figures["layers_width"] = _save(fig, out_dir / f"layers.{fmt}")
     names = [a for a in (ctx.model.activation, ctx.model.output) if a]
     if names:
         say("plotting the activations")
@@ -124,6 +131,16 @@ def make_figures(ctx: ReportContext, out_dir: Path, fmt: str = "pdf", say=None) 
             figures["vcurve_batch"] = True
     ctx.figures.update(figures)
     return figures
+
+
+def _save(fig, path: Path) -> tuple[Path, float]:
+    """Save a figure; return its path and its width in inches (LaTeX shows it at that size)."""
+    import matplotlib.pyplot as plt
+
+    width = fig.get_figwidth()
+    fig.savefig(path)
+    plt.close(fig)
+    return path, width
 
 
 def _v_curve_param(ctx: ReportContext) -> str:

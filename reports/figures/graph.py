@@ -1,9 +1,11 @@
 """The computational graph as a picture: nodes in layers, values in blue, gradients in red.
 
-Layout: every computed node gets a column by its longest path from the inputs, so a network
-reads left to right (``x -> z1 -> a1 -> z2 -> a2 -> L``); a parameter or target sits just
-left of the node that uses it, next to its siblings. A *fork*, a node whose gradient is the
-sum of several branches, gets a thick orange ring and the number of branches that add.
+Every computed node gets a column by its longest path from the inputs, so a network reads
+left to right (``x -> z1 -> a1 -> z2 -> a2 -> L``); parameters stand in a row above the node
+they feed, targets in a row under the loss (:mod:`.graph_layout` places everything from the
+measured sizes of its texts, so no edge crosses a node and no text covers another or an
+edge). A *fork*, a node whose gradient is the sum of several branches, gets a thick orange
+ring and the number of branches that add.
 
 Only matplotlib (Agg backend) is used, and the figure is saved as vector PDF or SVG.
 """
@@ -19,6 +21,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.mathtext import MathTextParser  # noqa: E402
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: E402
+from matplotlib.path import Path as MplPath  # noqa: E402
+
+from .graph_layout import SMALL_PT, measure, place, ranks  # noqa: E402
 
 VALUE_COLOR = "#1f5fa8"  # forward values
 GRAD_COLOR = "#c0392b"  # adjoints (gradients)
@@ -29,9 +34,6 @@ FILL = {"input": "#eef2f5", "target": "#eef2f5", "param": "#fdf6d8", "loss": "#f
 
 #: scalar graphs with more nodes than this are drawn without their parameter nodes
 MAX_NODES_WITH_PARAMS = 36
-#: chains with more columns than this wrap onto two rows
-WRAP_COLUMNS = 6
-ROW_HEIGHT = 3.0
 #: graphs with more drawn nodes than this get no edge labels
 MAX_NODES_WITH_EDGE_LABELS = 18
 
@@ -70,70 +72,9 @@ _PARSER = MathTextParser("path")
 # ---------------------------------------------------------------------------- layout
 
 
-def _ranks(nodes, hidden) -> dict:
-    """Column of each computed node: its longest path from the inputs."""
-    rank = {}
-    for node in nodes:  # topological order: parents first
-        if node.role == "input":
-            rank[node] = 0.0
-        elif not node.is_leaf:
-            before = [rank[p] for p in node.parents if p in rank]
-            rank[node] = (max(before) if before else 0.0) + 1.0
-    return rank
-
-
-def layout(model, hidden: set, column_gap: float = 1.6) -> dict:
-    """Node -> (x, y) in drawing units.
-
-    Computed nodes (and inputs) stand in columns; a node's parameters sit just left of it,
-    above and below when it is alone in its column (a chain), stacked otherwise; targets
-    sit in a row under the loss.
-    """
-    nodes = [n for n in model.nodes if n not in hidden]
-    rank = _ranks(nodes, hidden)
-    columns: dict[float, list] = {}
-    for node in nodes:
-        if node in rank:
-            columns.setdefault(rank[node], []).append(node)
-    params: dict = {}
-    targets: dict = {}
-    for node in nodes:
-        if node in rank:
-            continue
-        users = [c for c in nodes if node in c.parents]
-        group = targets if node.role == "target" else params
-        group.setdefault(users[0] if users else None, []).append(node)
-    gap = 0.42  # between stacked parameters
-    stacked = [v for u, v in params.items() if u is None or len(columns[rank[u]]) > 1]
-    spacing = max([1.2] + [(len(v) - 1) * gap + 0.6 for v in stacked])
-    pos = {}
-    # a long chain (one node per column) wraps onto a second row, like a line of text
-    wrap = len(columns) > WRAP_COLUMNS and all(len(c) == 1 for c in columns.values())
-    half = -(-len(columns) // 2)
-    for r, column in columns.items():
-        top = (len(column) - 1) * spacing / 2
-        x, y0 = r * column_gap, 0.0
-        if wrap and r >= half:
-            x, y0 = (r - half + 0.5) * column_gap, -ROW_HEIGHT
-        for k, node in enumerate(column):
-            pos[node] = (x, y0 + top - k * spacing)
-    for user, leaves in params.items():
-        ux, uy = pos.get(user, (0.0, 0.0))
-        if user is not None and len(columns[rank[user]]) == 1 and len(leaves) <= 2:
-            for leaf, dx in zip(leaves, (-0.4, 0.4) if len(leaves) == 2 else (-0.4,)):
-                pos[leaf] = (ux + dx, uy + 0.95)  # above the node that uses them
-            continue
-        top = uy + (len(leaves) - 1) * gap / 2
-        for k, leaf in enumerate(leaves):
-            pos[leaf] = (ux - 0.75, top - k * gap)
-    for user, leaves in targets.items():  # a row under the loss, below what is there
-        ux, uy = pos.get(user, (0.0, 0.0))
-        left = ux - column_gap * 0.45 - (len(leaves) - 1) * 0.55
-        below = [y for x, y in pos.values() if left - 0.45 <= x <= ux + 0.3]
-        row_y = min(uy - 0.8, min(below) - 0.95)
-        for k, leaf in enumerate(reversed(leaves)):
-            pos[leaf] = (ux - column_gap * 0.45 - k * 0.55, row_y)
-    return pos
+def layout(model, hidden: set, texts: dict | None = None) -> dict:
+    """Node -> (x, y) in points: computed nodes in columns, parameters above their user."""
+    return place(model, _texts(model, texts or {}), hidden, {}, _COLORS).pos
 
 
 def should_hide_params(model) -> bool:
@@ -144,7 +85,7 @@ def should_hide_params(model) -> bool:
         return False
     if len(model.nodes) > MAX_NODES_WITH_PARAMS:
         return True
-    rank = _ranks(model.nodes, set())
+    rank = ranks(model.nodes)
     width: dict = {}
     for node in model.nodes:
         if node in rank:
@@ -157,6 +98,108 @@ def should_hide_params(model) -> bool:
 
 
 # ---------------------------------------------------------------------------- drawing
+
+#: the largest picture, in points; bigger ones are scaled down whole (texts too)
+MAX_WIDTH, MAX_HEIGHT = 6.3 * 72, 8.4 * 72
+LEGEND = 16.0  # points under the graph for the legend
+_COLORS = (VALUE_COLOR, GRAD_COLOR, FORK_COLOR, "#555555", LOCAL_COLOR)
+
+
+def _texts(model, texts: dict[str, NodeText]) -> dict[str, NodeText]:
+    """Every node's texts, with labels in the LaTeX subset matplotlib renders."""
+    out = {}
+    for node in model.nodes:
+        info = texts.get(node.name, NodeText(node.name))
+        out[node.name] = NodeText(
+            mathtext(info.label) or info.label, info.value, info.grad, info.op, info.fork
+        )
+    return out
+
+
+def graph_figure(
+    model,
+    texts: dict[str, NodeText],
+    *,
+    edge_labels: dict[tuple[str, str], str] | None = None,
+    hide_params: bool | None = None,
+    legend: tuple[str, str] = ("forward value", "gradient"),
+):
+    """``model``'s graph as a matplotlib figure (see :func:`draw_graph`).
+
+    Every drawn piece carries a ``gid`` saying what it is: ``node:NAME``, ``edge:CHILD:PARENT``
+    and ``text:OWNER:KIND`` (OWNER a node name or ``CHILD->PARENT`` for an edge label).
+    """
+    if hide_params is None:
+        hide_params = should_hide_params(model)
+    hidden = set(model.params) if hide_params else set()
+    shown = [n for n in model.nodes if n not in hidden]
+    labels = {}
+    if edge_labels and len(shown) <= MAX_NODES_WITH_EDGE_LABELS:
+        labels = {k: mathtext(v) for k, v in edge_labels.items() if mathtext(v)}
+    plan = place(model, _texts(model, texts), hidden, labels, _COLORS)
+    x_lo, x_hi, y_lo, y_hi = plan.bounds()
+    forks = {n for n in plan.pos if texts.get(n.name) and texts[n.name].fork}
+    spare = _legend_width(legend, bool(forks)) - (x_hi - x_lo)
+    if spare > 0:  # a narrow graph: widen the page to its legend
+        x_lo, x_hi = x_lo - spare / 2, x_hi + spare / 2
+    width, height = x_hi - x_lo, y_hi - y_lo + LEGEND
+    scale = min(1.0, MAX_WIDTH / width, MAX_HEIGHT / height)
+    fig = plt.figure(figsize=(width * scale / 72, height * scale / 72))
+    ax = fig.add_axes((0, LEGEND / height, 1, 1 - LEGEND / height))
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(y_lo, y_hi)
+    ax.axis("off")
+    for (child, parent), points in plan.edges.items():
+        ax.add_patch(
+            FancyArrowPatch(
+                path=MplPath(points),
+                arrowstyle="-|>",
+                mutation_scale=7 * scale,
+                color=EDGE_COLOR,
+                lw=0.6 * scale,
+                zorder=1,
+                gid=f"edge:{child.name}:{parent.name}",
+            )
+        )
+    for node, (x, y) in plan.pos.items():
+        face = FILL.get(node.role, "white")
+        edge = FORK_COLOR if node in forks else "#34495e"
+        if node in plan.boxes:
+            hw, hh = plan.boxes[node]
+            patch = FancyBboxPatch(
+                (x - hw, y - hh),
+                2 * hw,
+                2 * hh,
+                boxstyle="round,pad=0.0,rounding_size=2.5",
+                fc=face,
+                ec=edge,
+                lw=0.7 * scale,
+            )
+        else:
+            patch = Circle(
+                (x, y), plan.radius, fc=face, ec=edge, lw=(2.0 if node in forks else 0.9) * scale
+            )
+        patch.set(zorder=2, gid=f"node:{node.name}")
+        ax.add_patch(patch)
+    for label in plan.labels:
+        extra = {}
+        if label.kind == "edge":
+            extra["bbox"] = dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9)
+        ax.text(
+            label.x,
+            label.y,
+            label.text,
+            ha=label.ha,
+            va=label.va,
+            color=label.color,
+            fontsize=label.size * scale,
+            style="italic" if label.italic else "normal",
+            zorder=4 if label.kind == "edge" else 3,
+            gid=f"text:{label.owner}:{label.kind}",
+            **extra,
+        )
+    _legend(fig, legend, bool(forks), (SMALL_PT + 1) * scale)
+    return fig
 
 
 def draw_graph(
@@ -173,162 +216,22 @@ def draw_graph(
     ``texts`` maps node names to what to write at them; ``edge_labels`` maps
     ``(child, parent)`` names to the local derivative on that edge (LaTeX).
     """
-    if hide_params is None:
-        hide_params = should_hide_params(model)
-    hidden = set(model.params) if hide_params else set()
-    shown = [n for n in model.nodes if n not in hidden]
-    labels = edge_labels if edge_labels and len(shown) <= MAX_NODES_WITH_EDGE_LABELS else None
-    clusters = any(len([p for p in n.parents if p.role == "param"]) > 2 for n in shown)
-    gap = 2.6 if clusters and not hidden else 2.0 if labels else 1.6
-    pos = layout(model, hidden, column_gap=gap)
-    drawn = [n for n in model.nodes if n in pos]
-    xs = [p[0] for p in pos.values()]
-    ys = [p[1] for p in pos.values()]
-    x_lo, x_hi = min(xs) - 1.0, max(xs) + 0.7
-    y_lo, y_hi = min(ys) - 0.75, max(ys) + 0.55
-    unit = min(52.0, 6.3 * 72 / (x_hi - x_lo))  # points per drawing unit
-    fig_w, fig_h = (x_hi - x_lo) * unit / 72, (y_hi - y_lo) * unit / 72
-    if fig_h > 8.4:  # very tall: shrink everything
-        unit *= 8.4 / fig_h
-        fig_w, fig_h = (x_hi - x_lo) * unit / 72, 8.4
-    fig = plt.figure(figsize=(fig_w, fig_h + 0.3))
-    ax = fig.add_axes((0, 0.3 / (fig_h + 0.3), 1, fig_h / (fig_h + 0.3)))
-    ax.set_xlim(x_lo, x_hi)
-    ax.set_ylim(y_lo, y_hi)
-    ax.axis("off")
-    radius = 0.27
-    fs = max(5.5, min(10.0, 0.33 * unit))  # node labels
-    small = max(4.8, fs * 0.78)  # annotations
-    shrink = radius * unit + 1.0
-
-    for child in drawn:
-        for parent in dict.fromkeys(child.parents):
-            if parent not in pos:
-                continue
-            (x0, y0), (x1, y1) = pos[parent], pos[child]
-            ax.add_patch(
-                FancyArrowPatch(
-                    (x0, y0),
-                    (x1, y1),
-                    arrowstyle="-|>",
-                    mutation_scale=6,
-                    color=EDGE_COLOR,
-                    lw=0.6,
-                    shrinkA=shrink,
-                    shrinkB=shrink,
-                    zorder=1,
-                )
-            )
-            label = labels.get((child.name, parent.name)) if labels else None
-            text = mathtext(label) if label else None
-            if text:
-                _edge_label(ax, text, (x0, y0), (x1, y1), parent, small)
-
-    for node in drawn:
-        x, y = pos[node]
-        info = texts.get(node.name, NodeText(node.name))
-        face = FILL.get(node.role, "white")
-        edge = FORK_COLOR if info.fork else "#34495e"
-        if node.is_leaf:
-            half = radius * (0.85 if node.role == "param" else 0.95)
-            ax.add_patch(
-                FancyBboxPatch(
-                    (x - half, y - half * 0.75),
-                    2 * half,
-                    1.5 * half,
-                    boxstyle="round,pad=0.0,rounding_size=0.06",
-                    fc=face,
-                    ec=edge,
-                    lw=0.7,
-                    zorder=2,
-                )
-            )
-        else:
-            ax.add_patch(
-                Circle((x, y), radius, fc=face, ec=edge, lw=2.0 if info.fork else 0.9, zorder=2)
-            )
-        label = mathtext(info.label) or info.label
-        ax.text(x, y, label, ha="center", va="center", fontsize=fs, zorder=3)
-        above = any(p.role == "param" and pos.get(p, (0, y))[1] > y + 0.5 for p in node.parents)
-        if info.op and not node.is_leaf and not above:
-            ax.text(
-                x,
-                y + radius + 0.03,
-                info.op,
-                ha="center",
-                va="bottom",
-                fontsize=small * 0.9,
-                color="#555555",
-                style="italic",
-                zorder=3,
-            )
-        if info.fork:
-            ax.text(
-                x + radius + 0.03,
-                y + radius * 0.5,
-                f"$\\Sigma_{{{info.fork}}}$",
-                fontsize=small,
-                color=FORK_COLOR,
-                ha="left",
-                va="center",
-                zorder=3,
-            )
-        users = [pos[c] for c in drawn if node in c.parents]
-        right = bool(users) and users[0][0] < x - 0.1  # a parameter right of its user
-        _annotate(ax, node, info, x, y, radius, small, right)
-
-    _legend(fig, legend, any(t.fork for t in texts.values()), small + 1)
+    fig = graph_figure(
+        model, texts, edge_labels=edge_labels, hide_params=hide_params, legend=legend
+    )
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
-def _edge_label(ax, text, start, end, parent, size) -> None:
-    """The local derivative on an edge: at its middle, or near the parameter it leaves."""
-    (x0, y0), (x1, y1) = start, end
-    t = 0.5 if not parent.is_leaf or parent.role == "input" else 0.45
-    x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
-    ax.text(
-        x,
-        y,
-        text,
-        fontsize=size,
-        color=LOCAL_COLOR,
-        ha="center",
-        va="center",
-        zorder=4,
-        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.9),
-    )
+_FORK_LEGEND = r"fork: $\Sigma_k$, the gradients of $k$ branches add"
 
 
-def _annotate(ax, node, info: NodeText, x, y, radius, size, right=False) -> None:
-    """Value (blue) over gradient (red): beside a parameter, under anything else."""
-    pairs = [(t, c) for t, c in ((info.value, VALUE_COLOR), (info.grad, GRAD_COLOR)) if t]
-    if node.role == "param":
-        for k, (text, color) in enumerate(pairs):
-            dy = 0.0 if len(pairs) == 1 else (0.08 if k == 0 else -0.1)
-            ax.text(
-                x + radius + 0.04 if right else x - radius - 0.04,
-                y + dy,
-                text,
-                ha="left" if right else "right",
-                va="center",
-                fontsize=size * 0.9,
-                color=color,
-                zorder=3,
-            )
-        return
-    for k, (text, color) in enumerate(pairs):
-        ax.text(
-            x,
-            y - radius - 0.03 - k * 0.17,
-            text,
-            ha="center",
-            va="top",
-            fontsize=size,
-            color=color,
-            zorder=3,
-        )
+def _legend_width(legend, forks: bool) -> float:
+    """Points the legend takes at full size: each entry's marker and text, and the gaps."""
+    size = SMALL_PT + 1
+    entries = list(legend) + ([_FORK_LEGEND] if forks else [])
+    return sum(measure(e, size)[0] + 2.3 * size for e in entries) + 1.4 * size * len(entries)
 
 
 def _legend(fig, legend, forks: bool, size) -> None:
@@ -348,7 +251,7 @@ def _legend(fig, legend, forks: bool, size) -> None:
                 mfc="white",
                 mec=FORK_COLOR,
                 mew=2,
-                label=r"fork: $\Sigma_k$, the gradients of $k$ branches add",
+                label=_FORK_LEGEND,
             )
         )
     fig.legend(

@@ -34,6 +34,10 @@ def graph_section(ctx: ReportContext) -> str:
             caption += (
                 " On each edge, in green, the local derivative of the later node with respect "
                 "to the earlier."
+                if ctx.figures.get("graph_labels_every_edge")
+                else " On the edges with room for it, in green, the local derivative of "
+                "the later node with respect to the earlier (Section~\\ref{sec:local} lists "
+                "them all)."
             )
         if hidden:
             caption += (
@@ -58,10 +62,18 @@ def graph_section(ctx: ReportContext) -> str:
         "Computational graph",
         "graph",
         "\\begin{figure}[H]\n\\centering\n"
-        f"\\includegraphics[width=\\textwidth,height=0.78\\textheight,keepaspectratio]{{{fig.name}}}\n"
+        f"\\includegraphics[{figure_size(ctx, 'graph', 0.78)}]{{{fig.name}}}\n"
         f"\\caption{{{caption}}}\\label{{fig:graph}}\n\\end{{figure}}\n"
         "Figure~\\ref{fig:graph} shows the graph; the backward pass visits it from right to left.",
     )
+
+
+def figure_size(ctx: ReportContext, name: str, height: float) -> str:
+    """``\\includegraphics`` options: the figure at its own size (its texts then have the
+    size they were drawn at), shrunk to the text width and ``height`` of the text height."""
+    width = ctx.figures.get(f"{name}_width")
+    width = f"{width:.2f}in" if width else "\\textwidth"
+    return f"width={width},height={height}\\textheight,keepaspectratio"
 
 
 # ---------------------------------------------------------------------------- 5. local derivatives

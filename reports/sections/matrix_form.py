@@ -12,6 +12,7 @@ from reports.latex.equations import Chunk, Row, align
 from reports.latex.layout import section, stretched
 from reports.latex.textbook import activation_in, local_textbook
 
+from .backward_pass import figure_size
 from .context import ReportContext
 from .forward_pass import forward_rows
 
@@ -42,7 +43,8 @@ def matrix_section(ctx: ReportContext) -> str:
     if "layers" in ctx.figures and ctx.scalar is not None:
         parts.append(
             "\\begin{figure}[htbp]\n\\centering\n"
-            f"\\includegraphics[width=\\textwidth,height=0.45\\textheight,keepaspectratio]{{{ctx.figures['layers'].name}}}\n"
+            f"\\includegraphics[{figure_size(ctx, 'layers', 0.45)}]"
+            f"{{{ctx.figures['layers'].name}}}\n"
             "\\caption{The graph at the matrix level, with the shape of each node (blue) and "
             "of its gradient (red).}\\label{fig:layers}\n\\end{figure}"
         )
