@@ -34,12 +34,13 @@ beta, beta1, beta2 = sp.symbols("beta beta1 beta2", positive=True)
 epsilon = sp.Symbol("epsilon", positive=True)
 x, y, yhat = sp.symbols("x y yhat", real=True)  # the perceptron's input, target and output
 e = sp.Symbol("e", real=True)  # the perceptron's signal, (y - yhat) x over the batch
+m_hat, v_hat = sp.symbols("mhat vhat", real=True)  # Adam's bias-corrected moments
 J = sp.Symbol("J", real=True)  # the batch's mean cost
 
 #: how each symbol is written in LaTeX and in the printed NumPy code
 LATEX = {theta: r"\theta", g: "g", m: "m", v: "v", t: "t", eta: r"\eta", beta: r"\beta",
          beta1: r"\beta_1", beta2: r"\beta_2", epsilon: r"\epsilon", x: "x", y: "y",
-         yhat: r"\hat{y}", e: "e", J: "J"}  # fmt: skip
+         yhat: r"\hat{y}", e: "e", J: "J", m_hat: r"\hat{m}", v_hat: r"\hat{v}"}  # fmt: skip
 PYTHON = {theta: "param", g: "grad", m: "m", v: "v", t: "t", eta: "lr", beta: "beta",
           beta1: "beta1", beta2: "beta2", epsilon: "eps", e: "delta"}  # fmt: skip
 
@@ -65,7 +66,7 @@ def _average(state: sp.Symbol, decay: sp.Symbol, value: sp.Expr) -> sp.Expr:
 @dataclass(frozen=True)
 class UpdateRule:
     """What every rule has: its hyperparameters (the dataclass fields), the symbols they
-    stand for, and its assignments. Subclasses define ``assignments`` and ``title``."""
+    stand for, and its assignments. Subclasses define ``written`` and ``title``."""
 
     @property
     def name(self) -> str:
@@ -77,8 +78,27 @@ class UpdateRule:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
-    def assignments(self) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+    def written(self) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+        """The rule as a textbook writes it, in order: assignments to the state and to
+        ``theta``, and perhaps shorthands (a left side in :attr:`shorthands`, such as Adam's
+        bias-corrected ``mhat``) that later lines use."""
         raise NotImplementedError
+
+    @property
+    def shorthands(self) -> tuple[sp.Symbol, ...]:
+        return ()
+
+    @property
+    def assignments(self) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+        """The assignments run at each step, shorthands written out."""
+        defined, steps = {}, []
+        for lhs, rhs in self.written:
+            rhs = rhs.xreplace(defined)
+            if lhs in self.shorthands:
+                defined[lhs] = rhs
+            else:
+                steps.append((lhs, rhs))
+        return tuple(steps)
 
     @property
     def state(self) -> tuple[sp.Symbol, ...]:
@@ -127,7 +147,7 @@ class SGD(UpdateRule):
     title = "Stochastic gradient descent"
 
     @property
-    def assignments(self):
+    def written(self):
         return ((theta, _descend(g)),)
 
 
@@ -142,7 +162,7 @@ class Momentum(UpdateRule):
     title = "Gradient descent with momentum"
 
     @property
-    def assignments(self):
+    def written(self):
         return ((v, _trace(v, beta)), (theta, _descend(v)))
 
 
@@ -161,14 +181,18 @@ class Adam(UpdateRule):
     title = "Adam"
 
     @property
-    def assignments(self):
-        m_hat = m / (1 - beta1**t)  # bias-corrected moments: the zero start weighs less
-        v_hat = v / (1 - beta2**t)
+    def written(self):
         return (
             (m, _average(m, beta1, g)),
             (v, _average(v, beta2, g**2)),
+            (m_hat, m / (1 - beta1**t)),  # bias corrections: the moments start at zero
+            (v_hat, v / (1 - beta2**t)),
             (theta, _descend(m_hat / (sp.sqrt(v_hat) + epsilon))),
         )
+
+    @property
+    def shorthands(self):
+        return (m_hat, v_hat)
 
 
 @dataclass(frozen=True)
@@ -178,10 +202,10 @@ class Perceptron(UpdateRule):
     rule. It uses no gradient: the step output's derivative is 0 almost everywhere."""
 
     lr: float = 1.0
-    title = "The perceptron learning rule"
+    title = "Rosenblatt's perceptron rule"
 
     @property
-    def assignments(self):
+    def written(self):
         return ((theta, theta + eta * e),)
 
     @property

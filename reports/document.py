@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,12 +99,14 @@ def write_report(
     kernel=None,
     compile_pdf: bool = True,
     engine: str | None = None,
+    training=None,
 ) -> ReportResult:
     """Write ``report.tex``, its figures and (with a TeX engine) ``report.pdf`` to ``out_dir``.
 
-    ``model`` None means the built-in default. Raises ``BackpropInputError`` for an output
-    directory that cannot be written, and ``tex.LatexError`` when LaTeX fails (the earlier
-    report, if any, stays as it was).
+    ``model`` None means the built-in default; ``training`` (a
+    :class:`reports.training.TrainingRun`) adds the Learning section. Raises
+    ``BackpropInputError`` for an output directory that cannot be written, and
+    ``tex.LatexError`` when LaTeX fails (the earlier report, if any, stays as it was).
     """
     say = progress or (lambda message: None)
     if dtype not in ("float64", "float32"):
@@ -119,6 +123,7 @@ def write_report(
         verification=verification,
         progress=say,
     )
+    ctx.training = training
     if kernel is None:
         ctx.kernel = _try_codegen(ctx, say)
     build = _fresh_dir(out)
@@ -140,7 +145,8 @@ def write_report(
         failed = out.resolve().parent / f".{out.name}.failed"
         shutil.rmtree(failed, ignore_errors=True)
         os.rename(build, failed)
-        raise tex.LatexError(f"{err}; the failed build is in {failed}") from err
+        message = str(err).replace(str(build), str(failed))  # its log moved with it
+        raise tex.LatexError(f"{message}; the failed build is in {failed}") from err
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -171,6 +177,9 @@ def _fill(ctx: ReportContext, build: Path, say) -> None:
     if ctx.verification is None and ctx.kernel is not None:
         ctx.verification = _try_verify(ctx, say)
     make_figures(ctx, build, say=say)
+    if ctx.training is not None:
+        say("drawing the loss curve and the decision boundary")
+        ctx.figures.update({f"learning_{k}": p for k, p in ctx.training.draw(build).items()})
     say("writing report.tex")
     (build / "report.tex").write_text(render_tex(ctx), encoding="utf-8")
 
@@ -211,12 +220,13 @@ def _try_verify(ctx: ReportContext, say):
 # ---------------------------------------------------------------------------- atomic writing
 
 
-def _check_output_dir(out: Path) -> None:
+def _check_output_dir(out: Path, marker: str = MARKER, holds: str = "report") -> None:
+    """``out`` may be made or replaced: it is new, empty, or holds ``marker`` (our own)."""
     if out.exists() and not out.is_dir():
         raise BackpropInputError(f"output {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
         raise BackpropInputError(
-            f"output directory {str(out)!r} is not empty and holds no earlier report; "
+            f"output directory {str(out)!r} is not empty and holds no earlier {holds}; "
             "choose a new or empty directory"
         )
     parent = out.resolve().parent
@@ -236,24 +246,63 @@ def _check_output_dir(out: Path) -> None:
 
 def _fresh_dir(out: Path) -> Path:
     parent = out.resolve().parent
-    try:
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=parent))
+    _remove_stale(out)
+    try:  # the pid in the name tells a later run whether its writer is still alive
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=parent))
     except OSError as err:
         raise BackpropInputError(f"cannot write to {str(out)!r}: {err.strerror}") from err
+
+
+def _remove_stale(out: Path) -> None:
+    """Folders a killed run left beside ``out`` (SIGKILL runs no cleanup): its half build
+    goes; an earlier report it had moved aside comes back if ``out`` is missing."""
+    parent = out.resolve().parent
+    for kind in ("old", "building"):  # an old report first: it may have to come back
+        for path in parent.glob(f".{out.name}.{kind}-*-*"):
+            pid = path.name.removeprefix(f".{out.name}.{kind}-").split("-")[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            if kind == "old" and not out.exists():
+                os.rename(path, out)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait until both renames of a swap are done."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _swap(build: Path, out: Path) -> None:
     """Put ``build`` where ``out`` is; the old ``out`` goes only once the new one is in."""
     os.chmod(build, 0o755)
-    if not out.exists():
-        os.rename(build, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.resolve().parent))
-    os.rmdir(old)
-    os.rename(out, old)
-    try:
-        os.rename(build, out)
-    except OSError:
-        os.rename(old, out)
-        raise
+    with _signals_held():
+        if not out.exists():
+            os.rename(build, out)
+            return
+        prefix = f".{out.name}.old-{os.getpid()}-"
+        old = Path(tempfile.mkdtemp(prefix=prefix, dir=out.resolve().parent))
+        os.rmdir(old)
+        os.rename(out, old)
+        try:
+            os.rename(build, out)
+        except OSError:
+            os.rename(old, out)
+            raise
     shutil.rmtree(old, ignore_errors=True)

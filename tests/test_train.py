@@ -7,12 +7,15 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import derive
 from derive.errors import BackpropInputError
 from derive.optimizers import SGD, Adam, Perceptron
 from numeric import codegen, train
 from numeric.training import load_csv, make, targets_for
+from numeric.training.datasets import best_line_accuracy
 
 
 class Recorder:
@@ -244,3 +247,24 @@ def test_a_label_out_of_range_names_its_line(tmp_path):
         targets_for(model, load_csv(path))
     three = derive.mlp([2, 3, 3], activation="tanh")
     assert targets_for(three, load_csv(path)).tolist() == [[0, 1, 0], [0, 0, 1]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.integers(0, 1)),
+                min_size=2, max_size=8))  # fmt: skip
+def test_best_line_accuracy_is_at_least_any_line_of_a_grid(points):
+    X = np.array([p[:2] for p in points], dtype=float)
+    labels = np.array([p[2] for p in points])
+    best = best_line_accuracy(X, labels)
+    angles = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    offsets = np.linspace(-5, 5, 81)[:, None, None]
+    predicted = X @ np.c_[np.cos(angles), np.sin(angles)].T + offsets > 0
+    grid_best = (predicted == labels[:, None]).sum(axis=1).max() / len(X)
+    assert grid_best <= best <= 1
+    if len(set(labels.tolist())) == 1:
+        assert best == 1
+
+
+def test_best_line_accuracy_of_xor_and_blobs():
+    assert best_line_accuracy(make("xor").X, make("xor").labels) == 0.75
+    assert best_line_accuracy(make("blobs").X, make("blobs").labels) == 1.0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .options import add_model_options, check_seed, model_of
+from .train_command import add_training_options, training_run
 
 HELP = "write the LaTeX derivation report (and its PDF)"
 
@@ -22,6 +23,13 @@ def add_arguments(p) -> None:
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output-dir", dest="out", default="report", help="directory to write")
+    p.add_argument(
+        "--train",
+        action="store_true",
+        help="add a Learning section: train the network (options below) and show the "
+        "update rule, the loss curve and the decision boundary",
+    )
+    add_training_options(p.add_argument_group("training (with --train)"), seed=False)
 
 
 def run(args) -> int:
@@ -32,6 +40,10 @@ def run(args) -> int:
         args.spec = DEFAULT_SPEC
         for option, value in DEFAULT_OPTIONS.items():
             setattr(args, option, getattr(args, option) or value)
+    training = None
+    if args.train:
+        print("training the network", file=sys.stderr)
+        training = training_run(args, progress=False)
     result = write_report(
         model_of(args),
         Path(args.out),
@@ -39,6 +51,7 @@ def run(args) -> int:
         seed=args.seed,
         dtype=args.dtype,
         progress=lambda msg: print(msg, file=sys.stderr),
+        training=training,
     )
     print(result.summary())
     return 0

@@ -35,6 +35,7 @@ class ReportContext:
     verification: object | None = None
     instance: object | None = None  # numbers.Instance at the scalar level
     checks: object | None = None  # numbers.Checks
+    training: object | None = None  # reports.training.TrainingRun, for the Learning section
     figures: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # why a level or a section is missing
     _names: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -16,6 +16,7 @@ from .back_matter import listing_section, plots_section
 from .backward_pass import chain_rule_section, graph_section, local_derivatives_section
 from .forward_pass import forward_section
 from .front_matter import header, notation_section
+from .learning import learning_section
 from .matrix_form import matrix_section
 from .verification import verification_section
 from .worked_example import worked_example_section
@@ -30,6 +31,7 @@ SECTIONS = (
     matrix_section,
     worked_example_section,
     verification_section,
+    learning_section,
     listing_section,
     plots_section,
 )

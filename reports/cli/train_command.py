@@ -1,0 +1,104 @@
+"""``backprop train``: the generated kernel learning a data set with a derived update rule.
+
+Writes to a directory (``-o DIR``, default ``training``), all or nothing: the loss curve
+(``loss.pdf``/``.png``), the decision boundary with the points for two inputs
+(``boundary.pdf``/``.png``), the trained parameters (``params.npz``), the loss per step
+(``history.csv``) and the one-line summary (``summary.txt``, also printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from derive.errors import BackpropInputError, UnknownNameError
+from derive.optimizers import OPTIMIZERS, optimizer
+
+from .options import add_model_options, check_seed, model_of
+
+HELP = "train the kernel on a data set (xor, planar, circles, blobs or a CSV file)"
+MARKER = ".backprop-training"
+DATA_SETS = ("xor", "planar", "circles", "blobs")
+
+
+def add_training_options(p, seed: bool = True) -> None:
+    """The options of a run; the report takes them too (it has its own ``--seed``)."""
+    p.add_argument(
+        "--data",
+        default="planar",
+        help=f"{', '.join(DATA_SETS)} (generated), or FILE.csv: inputs, then a class label "
+        "0, 1, ... per row (default: planar, the flower of Ng's course)",
+    )
+    p.add_argument("--optimizer", default="adam", help=f"{', '.join(OPTIMIZERS)} (default: adam)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the rule's, Keras's)")
+    p.add_argument("--epochs", type=int, default=200, help="passes over the data (200)")
+    p.add_argument("--batch-size", type=int, default=32, help="examples per step (32)")
+    if seed:
+        p.add_argument("--seed", type=int, default=0, help="data, start and batch order (0)")
+
+
+def add_arguments(p) -> None:
+    add_model_options(p)
+    add_training_options(p)
+    p.add_argument("-o", "--output-dir", dest="out", default="training", help="directory")
+
+
+def training_run(args, progress: bool | None = None):
+    """The run the options describe (also used by ``backprop report --train``)."""
+    from reports.training import run_training
+
+    check_seed(args.seed)
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise BackpropInputError(f"{flag} must be a positive integer, got {value}")
+    rule = optimizer(args.optimizer, args.lr)
+    if not rule.uses_gradient:  # the perceptron: a step unit, its loss the error rate
+        args.output = args.output or "step"
+        args.loss = args.loss or "mae"
+    model = model_of(args, for_kernels=True)
+    data = load_data(args.data, args.seed)
+    return run_training(model, data, rule, args.epochs, args.batch_size, args.seed, progress)
+
+
+def load_data(name: str, seed: int):
+    from numeric.training import load_csv, make
+
+    if name in DATA_SETS:
+        return make(name, seed)
+    if name.lower().endswith(".csv") or os.path.sep in name:
+        return load_csv(name)
+    raise UnknownNameError("data set", name, [*DATA_SETS, "FILE.csv"])
+
+
+def run(args) -> int:
+    from reports.document import _check_output_dir, _fresh_dir, _swap
+
+    out = Path(args.out)
+    _check_output_dir(out, MARKER, holds="training run")
+    result = training_run(args)
+    build = _fresh_dir(out)
+    try:
+        _write(result, build)
+        _swap(build, out)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    print(f"{result.summary()}; wrote {out}")
+    return 0
+
+
+def _write(result, build: Path) -> None:
+    result.draw(build)
+    np.savez(build / "params.npz", **result.run.params)
+    history = result.run.history
+    per_epoch = history.steps_per_epoch
+    lines = ["step,epoch,loss"] + [
+        f"{step + 1},{step // per_epoch + 1},{loss!r}"
+        for step, loss in enumerate(history.step_loss.tolist())
+    ]
+    (build / "history.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (build / "summary.txt").write_text(result.summary() + "\n", encoding="utf-8")
+    (build / MARKER).write_text("written by backprop train\n")

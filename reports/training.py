@@ -1,0 +1,96 @@
+"""A training run as ``backprop train`` and ``backprop report --train`` make it: the model's
+kernel on a data set with an update rule, its figures, and its one-line summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import derive
+from derive.errors import BackpropInputError
+from derive.optimizers import UpdateRule
+
+
+@dataclass
+class TrainingRun:
+    """What the outputs are written from."""
+
+    model: derive.Model
+    kernel: object
+    data: object  # numeric.training.Data
+    Y: np.ndarray
+    run: object  # numeric.Training
+    batch_size: int
+    seed: int
+    kind: str | None  # how Y names classes (numeric.training.history.class_kind)
+    best_line: float | None = None  # the best accuracy of any line, 2-D binary data only
+
+    @property
+    def optimizer(self) -> UpdateRule:
+        return self.run.optimizer
+
+    @property
+    def epochs(self) -> int:
+        return len(self.run.history.epoch_loss)
+
+    @property
+    def perceptron(self) -> bool:
+        return not self.optimizer.uses_gradient
+
+    def summary(self) -> str:
+        """One line: what was trained on what, how, and how it ended."""
+        history = self.run.history
+        values = ", ".join(f"{k}={v:g}" for k, v in self.optimizer.values.items())
+        start, end = history.epoch_loss[0], history.epoch_loss[-1]
+        what = "error rate" if self.perceptron else "loss"
+        line = (
+            f"{self.model.spec} on {self.data.name} ({len(self.data.X)} examples): "
+            f"{self.optimizer.name} {values}, {self.epochs} epochs of "
+            f"{history.steps_per_epoch} batches; {what} {start:.4g} -> {end:.4g}"
+        )
+        if history.accuracy:
+            line += f", accuracy {history.accuracy[-1]:.1%}"
+        if self.perceptron:
+            line += (
+                f", converged in epoch {history.converged_epoch}"
+                if history.converged_epoch
+                else ", never converged"
+            )
+            if self.best_line is not None and self.best_line < 1:
+                line += f" (no line separates {self.data.name}: the best one gets "
+                line += f"{self.best_line:.0%} right)"
+        return line
+
+    def draw(self, directory: Path) -> dict[str, Path]:
+        """The loss curve and (two inputs) the decision boundary, as PDF and PNG."""
+        from reports.figures.learning import decision_boundary, loss_curve
+
+        ylabel = "error rate (mean |y - step(z)|)" if self.perceptron else "loss (mean cost)"
+        figures = {"loss": loss_curve(self.run.history, directory / "loss", ylabel)}
+        if self.data.X.shape[1] == 2 and self.kind is not None:
+            figures["boundary"] = decision_boundary(
+                self.kernel, self.run.params, self.data.X, self.data.labels, self.kind,
+                directory / "boundary",
+            )  # fmt: skip
+        return figures
+
+
+def run_training(model, data, optimizer: UpdateRule, epochs: int, batch_size: int, seed: int,
+                 progress: bool | None = None) -> TrainingRun:  # fmt: skip
+    """Generate ``model``'s kernel and train it from seeded random parameters on ``data``."""
+    from numeric import codegen, train
+    from numeric.training.datasets import best_line_accuracy, check_inputs, targets_for
+    from numeric.training.history import class_kind
+
+    if not model.targets:
+        raise BackpropInputError(f"{model.spec} has no targets to learn (it is an expression)")
+    check_inputs(model, data)
+    Y = targets_for(model, data)
+    kernel = codegen(model.derive())
+    run = train(kernel, kernel.random_params(seed=seed), data.X, Y, optimizer, epochs,
+                batch_size, seed, progress=progress)  # fmt: skip
+    binary = data.X.shape[1] == 2 and set(np.unique(data.labels)) <= {0, 1}
+    best = best_line_accuracy(data.X, data.labels) if binary else None
+    return TrainingRun(model, kernel, data, Y, run, batch_size, seed, class_kind(model, Y), best)
