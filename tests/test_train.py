@@ -268,3 +268,32 @@ def test_best_line_accuracy_is_at_least_any_line_of_a_grid(points):
 def test_best_line_accuracy_of_xor_and_blobs():
     assert best_line_accuracy(make("xor").X, make("xor").labels) == 0.75
     assert best_line_accuracy(make("blobs").X, make("blobs").labels) == 1.0
+
+
+def test_a_model_with_dropout_gets_fresh_keep_masks_every_step():
+    from derive.layers import Dense, Dropout
+
+    model = derive.network(
+        2, [Dense(8, activation="tanh"), Dropout(0.25), Dense(1, activation="sigmoid")], "bce"
+    )
+    kernel = codegen(model.derive())
+    (mask_name,) = [node.name for node in model.by_role("mask")]
+    seen = []
+
+    class Watching:
+        params, derivation = kernel.params, kernel.derivation
+        forward = staticmethod(kernel.forward)
+
+        def loss_and_grads(self, params, X, Y, masks=None):
+            seen.append((len(X), masks[mask_name].copy()))
+            return kernel.loss_and_grads(params, X, Y, masks=masks)
+
+    data = make("planar")
+    run = train(Watching(), kernel.random_params(), data.X, targets_for(model, data),
+                Adam(lr=0.05), epochs=60, batch_size=48, progress=False)  # fmt: skip
+    assert [rows for rows, _ in seen[:9]] == [48] * 8 + [16]  # 400 = 8 x 48 + 16
+    assert all(mask.shape == (rows, 8) and set(np.unique(mask)) <= {0, 1} for rows, mask in seen)
+    kept = np.concatenate([mask.ravel() for _, mask in seen])
+    assert abs(kept.mean() - 0.75) < 4 * np.sqrt(0.75 * 0.25 / kept.size)
+    assert not np.array_equal(seen[0][1], seen[1][1])
+    assert run.history.accuracy[-1] >= 0.85  # evaluated without masks: the identity
