@@ -176,3 +176,29 @@ def test_a_long_bracketed_operand_is_wrapped_without_becoming_a_tuple():
     namespace = {**values, "other_value": 3.0, "m": 4}
     exec(compile(text, "<wrapped>", "exec"), namespace)  # our own generated line, not user text
     assert namespace["J"] == pytest.approx((sum(range(12)) - 3.0 * 50) / 200)
+
+
+def test_verify_checks_a_network_with_dropout_on_one_set_of_masks():
+    from numeric import verify
+
+    model = derive.network(4, LAYERS, "cce", weight_decay=0.01)
+    result = verify(model, batch=5)
+    assert result.ok, result.report()
+    assert [row.name for row in result.rows] == list(model.param_shapes())
+    assert any("M5" in note for note in result.notes)
+
+
+def test_verify_names_the_parameter_of_a_broken_network_kernel():
+    import re
+
+    from numeric import Kernel, verify
+
+    model = derive.network(4, LAYERS, "cce")
+    good = codegen(model.derive())
+    # the gradient of gamma4 computed without its dropout scaling: a plausible slip
+    source, count = re.subn(r"(\n    dgamma4 = [^\n#]*)", r"\1 * 0.75", good.source)
+    assert count == 1
+    broken = Kernel(source, [], good.params, "numpy", name="broken")
+    result = verify(model, batch=5, kernel=broken)
+    assert not result.ok
+    assert {m.param for m in result.mismatches} == {"gamma4"}

@@ -44,7 +44,7 @@ from numeric.generator.stable import stabilize
 
 #: Identifiers the printed function uses for itself.
 _RESERVED = frozenset(
-    {"jax", "jnp", "params", "X", "Y", "m", "cost", "sigmoid", "softplus", "u", "e"}
+    {"jax", "jnp", "params", "X", "Y", "m", "cost", "sigmoid", "softplus", "u", "e", "masks"}
 )
 
 
@@ -76,6 +76,8 @@ def _leaf_code(model, node, ident: dict[str, str], inputs: list) -> str | None:
             return f'params["{node.name}"]'
         array, index = node.tensor
         return f'params["{array}"][{", ".join(map(str, index))}]'
+    if node.role == "mask":  # dropout: the mask given, or the identity (evaluation)
+        return f'masks["{node.name}"] if masks is not None else {float(node.op.keep)!r}'
     if model.level == "matrix":
         return None
     array = "X" if node.role == "input" else "Y"
@@ -140,13 +142,14 @@ def forward_source(model) -> str:
     else:  # a scalar-level cost is one example's loss: average it over the batch
         body.append(f"return jnp.mean(jnp.broadcast_to({cost}, (m,)))")
     level = "matrix" if matrix else "scalar"
+    masks = ", masks=None" if model.by_role("mask") else ""  # dropout keep masks
     lines = ["import jax", "import jax.numpy as jnp", ""]
     for helper in sorted(printer.helpers_used):
         lines.append(f"{helper} = jax.nn.{helper}  # {_HELPER_NOTE}")
     lines += [
         "",
         "",
-        "def cost(params, X, Y):",
+        f"def cost(params, X, Y{masks}):",
         f'    """Mean cost over the batch, from the forward graph of {model.spec} '
         f'({level} level)."""',
     ]
@@ -166,13 +169,15 @@ def forward_function(model):
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def jax_gradients(model, params, X, Y, dtype="float64") -> tuple[float, dict[str, np.ndarray]]:
+def jax_gradients(
+    model, params, X, Y, dtype="float64", masks=None
+) -> tuple[float, dict[str, np.ndarray]]:
     """``(cost, {name: gradient})`` by ``jax.value_and_grad`` of the forward graph.
 
     Computed in ``dtype`` (float64 by default; float32 measures how much rounding the same
     graph suffers in single precision): params and float data are cast to it, integer labels
     stay integers. The caller's JAX configuration is left as it was. Gradients come back as
-    float64 NumPy arrays.
+    float64 NumPy arrays. ``masks`` are the dropout layers' keep masks (None: evaluation).
     """
     import jax
     import jax.numpy as jnp
@@ -186,8 +191,11 @@ def jax_gradients(model, params, X, Y, dtype="float64") -> tuple[float, dict[str
         x = jnp.asarray(np.asarray(X, dtype=dtype))
         y = np.asarray(Y)
         y = jnp.asarray(y if y.dtype.kind in "iub" else y.astype(dtype))
+        if masks is not None:
+            masks = {name: jnp.asarray(np.asarray(v, dtype=dtype)) for name, v in masks.items()}
         with np.errstate(all="ignore"):
-            value, grads = value_and_grad(p, x, y)
+            args = (p, x, y) if masks is None else (p, x, y, masks)
+            value, grads = value_and_grad(*args)
             out = {name: np.asarray(g, dtype=np.float64) for name, g in grads.items()}
         return float(value), out
 

@@ -58,6 +58,7 @@ from .samples import (
     data_shapes,
     draw_finite,
     sample_data,
+    sample_masks,
     sample_params,
     target_kind,
 )
@@ -131,6 +132,9 @@ def verify(
         X, Y = data if data is not None else sample_data(model, batch, dtype, seed)
     params = check_params(shapes, params)
     batch = X.shape[0]
+    masks = sample_masks(model, batch, dtype, seed) or None
+    if masks is not None:  # every route sees the same dropout masks
+        kernel = _Masked(kernel, masks)
     tol = TOLERANCES[dtype]
     notes: list[str] = []
 
@@ -140,8 +144,8 @@ def verify(
     timings["kernel"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    cost_j, jax_grads = jax_gradients(model, params, X, Y)
-    cost_32, jax_32 = jax_gradients(model, params, X, Y, "float32")
+    cost_j, jax_grads = jax_gradients(model, params, X, Y, masks=masks)
+    cost_32, jax_32 = jax_gradients(model, params, X, Y, "float32", masks=masks)
     timings["JAX"] = time.perf_counter() - start
     scale = max((float(np.max(np.abs(g), initial=0.0)) for g in jax_grads.values()), default=0.0)
     shrink = np.finfo(dtype).eps / np.finfo(np.float32).eps
@@ -193,6 +197,11 @@ def verify(
             f"if one disagrees), and one by one at the {FAST_WORST} entries furthest from JAX "
             f"and {FAST_RANDOM} random ones (the FD columns are over those)"
         )
+    if masks is not None:
+        notes.append(
+            f"dropout: every route takes the same seeded keep masks ({', '.join(masks)}), "
+            "so the gradient checked is that of one deterministic function"
+        )
     if dtype != "float64":
         notes.append(
             f"the {dtype} kernel is judged against float64 references: JAX, and finite "
@@ -228,18 +237,34 @@ class _X64:
     def __init__(self, kernel):
         self.kernel, self.module, self.path = kernel, kernel.module, getattr(kernel, "path", None)
 
-    def loss(self, *args):
+    def loss(self, *args, **kwargs):
         import jax
 
         with jax.enable_x64(True):
-            return self.kernel.loss(*args)
+            return self.kernel.loss(*args, **kwargs)
 
-    def loss_and_grads(self, *args):
+    def loss_and_grads(self, *args, **kwargs):
         import jax
 
         with jax.enable_x64(True):
-            J, grads = self.kernel.loss_and_grads(*args)
+            J, grads = self.kernel.loss_and_grads(*args, **kwargs)
             return J, {name: np.asarray(g) for name, g in grads.items()}
+
+
+class _Masked:
+    """A kernel of a model with dropout, called with fixed keep masks: the routes compare
+    the gradient of one deterministic function."""
+
+    def __init__(self, kernel, masks):
+        self.kernel, self.masks = kernel, masks
+        self.module, self.path = kernel.module, getattr(kernel, "path", None)
+        self.target = getattr(kernel, "target", "numpy")
+
+    def loss(self, params, X, Y):
+        return self.kernel.loss(params, X, Y, masks=self.masks)
+
+    def loss_and_grads(self, params, X, Y):
+        return self.kernel.loss_and_grads(params, X, Y, masks=self.masks)
 
 
 def _kernel_grads(kernel, params, X, Y, shapes):

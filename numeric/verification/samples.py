@@ -133,6 +133,26 @@ def sample_data(model, m: int, dtype="float64", seed=0) -> tuple[np.ndarray, np.
     return X, Y
 
 
+def sample_masks(model, m: int, dtype="float64", seed=0) -> dict[str, np.ndarray]:
+    """A 0/1 keep mask for each dropout layer of a batch of ``m``, each entry kept with the
+    layer's probability (seeded; ``{}`` for a model without dropout).
+
+    >>> import derive
+    >>> from derive.layers import Dense, Dropout
+    >>> masks = sample_masks(derive.network(3, [Dense(4), Dropout(0.5), Dense(2)], "mse"), 5)
+    >>> {name: mask.shape for name, mask in masks.items()}
+    {'M2': (5, 4)}
+    """
+    rng = np.random.default_rng([seed, 1])
+    out = {}
+    for node in model.nodes:
+        if node.role == "mask":
+            shape = (m, model._size(node.shape[1]))
+            keep = float(node.op.keep)
+            out[node.name] = (rng.random(shape) < keep).astype(dtype)
+    return out
+
+
 def draw_finite(model, kernel, shapes, dtype, batch, seed, data):
     """Seeded params (and data, unless given) at which the kernel's loss is finite.
 
@@ -163,4 +183,12 @@ def draw_finite(model, kernel, shapes, dtype, batch, seed, data):
     )
 
 
-__all__ = ["DRAWS", "data_shapes", "draw_finite", "sample_data", "sample_params", "target_kind"]
+__all__ = [
+    "DRAWS",
+    "data_shapes",
+    "draw_finite",
+    "sample_data",
+    "sample_masks",
+    "sample_params",
+    "target_kind",
+]
