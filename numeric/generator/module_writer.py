@@ -160,7 +160,8 @@ class ModuleWriter:
             equation += f", in {out}'s memory"  # say why an unrelated name is written
         if split:  # Z1 = X @ W1, then Z1 += b1: no second array for the sum
             lines = wrap_statement(f"{lhs} = ", code, equation)
-            lines += wrap_statement(f"{lhs} += ", split[1], "bias added in place")
+            what = "bias" if s.expr.has(sp.OneMatrix) else split[1]  # or a residual's branch
+            lines += wrap_statement(f"{lhs} += ", split[1], f"{what} added in place")
             return [(text, s.kind) for text in lines]
         factor = None
         if scratch and {out, lhs} <= adjoints:  # dZ1 = dA1 * dA1/dZ1
