@@ -121,6 +121,12 @@ def _cases(derive) -> list[dict]:
     def tanh10():
         return derive.mlp([64] * 11, activation="tanh", output="tanh", loss="mse")
 
+    def resmlp():
+        from derive.layers import Dense, Residual
+
+        blocks = [Residual(Dense(256, "relu"), Dense(256)) for _ in range(4)]
+        return derive.network(256, [*blocks, Dense(10, "softmax")], "cce")
+
     out = []
     for batch in (128, 1024):
         for dtype in ("float32", "float64"):
@@ -133,6 +139,10 @@ def _cases(derive) -> list[dict]:
     for dtype in ("float64", "float32"):
         out.append(dict(name=f"10 tanh layers of 64 + MSE, m=256, {dtype}", kind="mlp_tanh_mse",
                         build=tanh10, batch=256, dtype=dtype, target=1.20))  # fmt: skip
+    for dtype in ("float32", "float64"):
+        out.append(dict(name=f"residual MLP 4 blocks of 256, m=128, {dtype}",
+                        kind="resmlp", build=resmlp, batch=128, dtype=dtype,
+                        target=1.10))  # fmt: skip
     return out
 
 
@@ -144,7 +154,7 @@ def _data(case, kernel, np):
     X = rng.standard_normal((case["batch"], n_in)).astype(dtype)
     if case["kind"] == "logreg":
         Y = (rng.random(case["batch"]) < 0.5).astype(dtype)
-    elif case["kind"] == "mlp_relu_softmax_ce":
+    elif case["kind"] in ("mlp_relu_softmax_ce", "resmlp"):
         Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, case["batch"])]
     else:
         Y = np.tanh(rng.standard_normal((case["batch"], 64))).astype(dtype)
