@@ -176,10 +176,20 @@ _SEQ = ((0, m - 1), (0, T - 1))
 def product(kind: str) -> Rule:
     """The three products of attention, per example, and their gradients:
 
+    * ``"dense"``: ``Z[n,k] = Σ_e A[n,e] B[e,k] + b[k]`` (a Dense layer's ``Z = A W + b``);
     * ``"weights"``: ``Z[n,t,k] = Σ_e A[n,t,e] B[e,k]`` (``Q = X W_q``);
     * ``"scores"``: ``Z[n,t,u] = Σ_k A[n,t,k] B[n,u,k] / √d_k`` (``S = Q Kᵀ/√d_k``);
     * ``"mix"``: ``Z[n,t,e] = Σ_u A[n,t,u] B[n,u,e]`` (``O = P V``).
     """
+    if kind == "dense":  # Z = A W + 1 b, one row per example
+        expr, target = Sum(A[n, e] * B[e, k], (e, 0, d - 1)) + b[k], Z[n, k]
+        limits = ((n, 0, m - 1), (k, 0, d_k - 1))
+        derived = {
+            "A": vjp(target, expr, limits, dZ, A, (p, q), ((0, m - 1), (0, d - 1))),
+            "B": vjp(target, expr, limits, dZ, B, (p, q), ((0, d - 1), (0, d_k - 1))),
+            "b": vjp(target, expr, limits, dZ, b, (q,), ((0, d_k - 1),)),
+        }
+        return Rule(sp.Eq(target, expr, evaluate=False), derived, derived)
     if kind == "weights":
         expr, target = Sum(A[n, t, e] * B[e, k], (e, 0, d - 1)), Z[n, t, k]
         out, a_ranges, b_ranges = (k, 0, d_k - 1), (*_SEQ, (0, d - 1)), ((0, d - 1), (0, d_k - 1))
@@ -198,5 +208,22 @@ def product(kind: str) -> Rule:
     return Rule(sp.Eq(target, expr, evaluate=False), derived, derived)
 
 
-__all__ = ["Rule", "convolution", "flatten", "max_derivative", "mean_over_time", "pooling",
-           "product"]  # fmt: skip
+M = IndexedBase("M", real=True)  # a dropout layer's 0/1 keep mask
+keep = sp.Symbol("kappa", positive=True)  # the probability of keeping an entry
+
+
+@cache
+def dropout(rank: int) -> Rule:
+    """Inverted dropout on ``rank`` axes: ``Z = M ⊙ A / keep``, hence ``dA = M ⊙ dZ / keep``."""
+    out = (n, *sp.symbols(f"a1:{rank}", integer=True, nonnegative=True))
+    entry = (p, *sp.symbols(f"b1:{rank}", integer=True, nonnegative=True))
+    sizes = sp.symbols(f"N1:{rank}", integer=True, positive=True)
+    expr = A[out] * M[out] / keep
+    limits = ((n, 0, m - 1), *[(ix, 0, size - 1) for ix, size in zip(out[1:], sizes)])
+    ranges = ((0, m - 1), *[(0, size - 1) for size in sizes])
+    grad = vjp(Z[out], expr, limits, dZ, A, entry, ranges)
+    return Rule(sp.Eq(Z[out], expr, evaluate=False), {"A": grad}, {"A": grad})
+
+
+__all__ = ["Rule", "convolution", "dropout", "flatten", "max_derivative", "mean_over_time",
+           "pooling", "product"]  # fmt: skip

@@ -1,0 +1,303 @@
+"""NumPy code for an index-level contraction (:class:`derive.index_calculus.Contraction`).
+
+Each factor's indices say how to view its array: a plain index is an axis; ``s h + i`` is a
+window (``sliding_window_view``, every ``s``-th position: im2col); ``k - 1 - i`` is the axis
+read backwards (a flipped kernel); ``(y W + x) C + c`` splits a flat axis (a reshape). The
+views are then contracted by one matrix product where the letters allow it (``A @ B``,
+``np.tensordot``), by ``np.einsum`` otherwise. Nothing here knows which op it prints.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import Indexed
+
+_LETTERS = "nhwoijcpqrvtuekabdfglmsxyz"
+
+
+class ContractionPrinter:
+    """``names``: array base -> variable name; ``sizes``: size symbol -> number (the batch
+    size ``m`` stays a name); ``windows``: the variable holding each windowed view already
+    printed, so that a view (an im2col copy) is made once and reused."""
+
+    def __init__(self, names: dict, sizes: dict):
+        self.names, self.sizes = names, sizes
+        self.windows: dict[str, str] = {}
+        self.setup: list[str] = []  # lines that must run before the returned expression
+
+    def letters(self, contraction, target_shape) -> dict:
+        symbols = list(contraction.target.indices) + [lim[0] for lim in contraction.limits]
+        for factor in contraction.factors():
+            found = sp.Add(*factor.indices).free_symbols - set(symbols) - set(self.sizes)
+            symbols += sorted(found, key=str)
+        letters, used = {}, set()
+        for sym in dict.fromkeys(symbols):
+            name = str(sym)
+            if len(name) != 1 or name in used:
+                name = next(x for x in _LETTERS if x not in used and x not in map(str, symbols))
+            letters[sym] = name
+            used.add(name)
+        return letters
+
+    def extents(self, contraction, target_shape) -> dict:
+        extent = dict(zip(contraction.target.indices, target_shape))
+        for index, lo, hi in contraction.limits:
+            extent[index] = sp.sympify(hi - lo + 1).xreplace(self.sizes)
+        return extent
+
+    def code(self, contraction, target_shape) -> str:
+        """The right-hand side as one NumPy expression (the setup lines go in ``setup``)."""
+        letters = self.letters(contraction, target_shape)
+        extent = self.extents(contraction, target_shape)
+        operands = [self.view(f, letters, extent) for f in contraction.factors()]
+        out = "".join(letters[ix] for ix in contraction.target.indices)
+        lengths = {letters[ix]: _length(size) for ix, size in extent.items() if ix in letters}
+        for _, subs in operands:  # window offsets and split axes have their own extents
+            lengths.update({x: lengths.get(x, "-1") for x in subs})
+        text = _contract(operands, out, lengths)
+        return _scaled(text, contraction.coefficient().xreplace(self.sizes))
+
+    def view(self, factor: Indexed, letters: dict, extent: dict) -> tuple[str, str]:
+        """``(code, subscripts)`` of one factor's array, viewed so that each axis is a letter."""
+        code = self.names[factor.base.label.name]
+        subs, window_axes, window_shape, window_letters, steps = [], [], [], [], []
+        flips, splits = [], {}
+        for axis, ix in enumerate(factor.indices):
+            symbols = sorted(ix.free_symbols & set(letters), key=str)
+            if ix in letters:
+                subs.append(letters[ix])
+            elif len(symbols) == 1 and sp.diff(ix, symbols[0]) == -1:
+                flips.append(axis)
+                subs.append(letters[symbols[0]])
+            elif len(symbols) == 2 and 1 in [sp.diff(ix, sym) for sym in symbols]:
+                inner, outer = _window_pair(ix, symbols, extent)
+                window_axes.append(axis)
+                window_shape.append(int(extent[inner]))
+                window_letters.append(letters[inner])
+                steps.append((axis, int(sp.diff(ix, outer).xreplace(self.sizes))))
+                subs.append(letters[outer])
+            else:  # a flat axis read as several: the reshape of a Flatten
+                order = sorted(symbols, key=lambda sym: -sp.diff(ix, sym).xreplace(self.sizes))
+                splits[axis] = [int(extent[sym]) for sym in order]
+                subs.extend(letters[sym] for sym in order)
+        if splits:
+            code = _split_axes(code, factor, splits, self.sizes)
+        if flips:
+            index = ", ".join("::-1" if a in flips else ":" for a in range(len(factor.indices)))
+            code = f"{code}[{index}]"
+        if window_axes:
+            code = self._windows(code, window_shape, window_axes, steps, len(factor.indices))
+        return code, "".join(subs + window_letters)
+
+    def _windows(self, code, shape, axes, steps, rank) -> str:
+        """A windowed view of ``code``, made contiguous once (the im2col matrix) and named."""
+        view = f"sliding_window_view({code}, {tuple(shape)}, axis={tuple(axes)})"
+        if any(step != 1 for _, step in steps):
+            by_axis = dict(steps)
+            view += "[" + ", ".join(f"::{by_axis[a]}" if by_axis.get(a, 1) != 1 else ":"
+                                    for a in range(rank)) + "]"  # fmt: skip
+        key = view
+        if key not in self.windows:
+            name = f"{code.split('[')[0]}_cols"
+            while name in self.windows.values():
+                name += "_"
+            self.windows[key] = name
+            self.setup.append(
+                f"{name} = np.ascontiguousarray({view})  # im2col: one row per window"
+            )
+        return self.windows[key]
+
+
+def _window_pair(ix, symbols, extent):
+    """Which index of ``s h + i`` moves inside the window (``i``, slope 1, the smaller range)."""
+    unit = [sym for sym in symbols if sp.diff(ix, sym) == 1]
+    if len(unit) == 1:
+        (inner,) = unit
+    else:
+        inner = min(symbols, key=lambda sym: (extent[sym], str(sym)))
+    (outer,) = [sym for sym in symbols if sym != inner]
+    return inner, outer
+
+
+def _split_axes(code, factor, splits, sizes) -> str:
+    dims = []
+    for axis in range(len(factor.indices)):
+        dims += [str(size) for size in splits[axis]] if axis in splits else [_axis_len(code, axis)]
+    return f"{code}.reshape({', '.join(dims)})"
+
+
+def _axis_len(code: str, axis: int) -> str:
+    return f"{code}.shape[{axis}]"
+
+
+def _length(size) -> str:
+    return str(size)
+
+
+def _contract(operands, out: str, lengths: dict) -> str:
+    """``A @ B`` (one matrix product, batched or of reshaped views), else ``np.einsum``."""
+    if len(operands) == 1:
+        ((code, subs),) = operands
+        if subs == out:
+            return code
+        if sorted(subs) == sorted(out):
+            return f"{code}.transpose({', '.join(str(subs.index(x)) for x in out)})"
+        if set(out) <= set(subs):
+            kept = [x for x in subs if x in out]
+            axes = tuple(k for k, x in enumerate(subs) if x not in out)
+            total = f"{code}.sum(axis={axes[0] if len(axes) == 1 else axes})"
+            return total if "".join(kept) == out else f'np.einsum("{subs}->{out}", {code})'
+        if [x for x in out if x in subs] == list(subs):  # the same entry for every new letter
+            index = ", ".join(":" if x in subs else "None" for x in out)
+            shape = ", ".join(lengths[x] for x in out)
+            return f"np.broadcast_to({code}[{index}], ({shape}))"
+        return f'np.einsum("{subs}->{out}", {code})'
+    if all(subs == out for _, subs in operands):  # entry by entry (a dropout mask)
+        return " * ".join(code for code, _ in operands)
+    if len(operands) == 2:
+        pairs = (operands, operands[::-1])
+        for a, b in pairs:
+            text = _matmul(a, b, out)
+            if text:
+                return text
+        texts = [_gemm(a, b, out, lengths) for a, b in pairs]
+        texts = sorted((t for t in texts if t), key=lambda t: (".transpose(" in t, len(t)))
+        if texts:
+            return texts[0]
+    spec = ",".join(subs for _, subs in operands) + "->" + out
+    args = ", ".join(code for code, _ in operands)
+    return f'np.einsum("{spec}", {args}, optimize=True)'
+
+
+def _gemm(a, b, out: str, lengths: dict) -> str | None:
+    """One matrix product of the two arrays seen as matrices: the summed letters a block at
+    one end of each (a contiguous array reshapes for free; a transposed one BLAS reads as is)."""
+    (ca, sa), (cb, sb) = a, b
+    summed = [x for x in sa if x in sb and x not in out]
+    if not summed or any(x in sb and x in out for x in sa):
+        return None
+    free_a = [x for x in sa if x not in summed]
+    free_b = [x for x in sb if x not in summed]
+    block = "".join(summed)
+    if sa.startswith(block):
+        lhs = _as_matrix(ca, block, free_a, lengths, first=True)
+        lhs = lhs and f"{lhs}.T"
+    elif sa.endswith(block):
+        lhs = _as_matrix(ca, block, free_a, lengths, first=False)
+    else:
+        return None
+    want_b = block + "".join(free_b)
+    rhs_code = (
+        cb if sb == want_b else f"{cb}.transpose({', '.join(str(sb.index(x)) for x in want_b)})"
+    )
+    rhs = _as_matrix(rhs_code, block, free_b, lengths, first=True)
+    if lhs is None or rhs is None:
+        return None
+    result = "".join(free_a + free_b)
+    shape = ", ".join(lengths[x] for x in result)
+    text = f"({lhs} @ {rhs}).reshape({shape})"
+    if result != out:
+        text += f".transpose({', '.join(str(result.index(x)) for x in out)})"
+    return text
+
+
+def _as_matrix(code, block, free, lengths, first: bool) -> str:
+    """``code`` reshaped to (summed, free) when ``first``, else (free, summed)."""
+    sizes = [_product([lengths[x] for x in block]), _product([lengths[x] for x in free])]
+    sizes = sizes if first else sizes[::-1]
+    if all(size != "-1" and "m" in size for size in sizes) or sizes.count("-1") > 1:
+        return None
+    if "-1" not in sizes:  # one of them may be left to NumPy
+        k = next((n for n, size in enumerate(sizes) if "m" in size), 1)
+        sizes[k] = "-1"
+    return f"{code}.reshape({', '.join(sizes)})"
+
+
+def _product(sizes) -> str:
+    if not sizes:
+        return "1"
+    if "-1" in sizes:
+        return "-1"
+    numbers = [int(x) for x in sizes if x.isdigit()]
+    names = [x for x in sizes if not x.isdigit()]
+    total = 1
+    for x in numbers:
+        total *= x
+    return " * ".join(names + ([str(total)] if total != 1 or not names else []))
+
+
+def _matmul(a, b, out: str) -> str | None:
+    """``A @ B`` when ``A``'s last letter is the one summed and ``B`` is ``[summed, free]``,
+    or with batch letters leading both (``Q @ K.T`` per example)."""
+    (ca, sa), (cb, sb) = a, b
+    summed = [x for x in sa if x in sb and x not in out]
+    batch = [x for x in sa if x in sb and x in out]
+    if len(summed) != 1:
+        return None
+    (k,) = summed
+    free_a = [x for x in sa if x not in sb]
+    free_b = [x for x in sb if x not in sa]
+    if len(free_b) != 1 or (batch and len(free_a) != 1):
+        return None
+    if "".join(batch + free_a + free_b) != out:
+        return None
+    lhs = _arranged(ca, sa, "".join(batch + free_a + [k]))
+    rhs = _arranged(cb, sb, "".join(batch + [k] + free_b))
+    if lhs is None or rhs is None:
+        return None
+    return f"{lhs} @ {rhs}"
+
+
+def _arranged(code: str, subs: str, want: str) -> str | None:
+    if subs == want:
+        return code
+    if sorted(subs) != sorted(want):
+        return None
+    if len(subs) == 2 or subs[:-2] == want[:-2] and subs[-2:] == want[-1:-3:-1]:
+        return f"{code}.T" if len(subs) == 2 else f"np.swapaxes({code}, -1, -2)"
+    return f"{code}.transpose({', '.join(str(subs.index(x)) for x in want)})"
+
+
+def _tensordot(a, b, out: str) -> str | None:
+    """``np.tensordot`` (one matrix product) when no letter is shared by both and the output."""
+    (ca, sa), (cb, sb) = a, b
+    if any(x in sb and x in out for x in sa):
+        return None
+    summed = [x for x in sa if x in sb]
+    axes_a = [sa.index(x) for x in summed]
+    axes_b = [sb.index(x) for x in summed]
+    result = "".join(x for x in sa if x not in summed) + "".join(x for x in sb if x not in summed)
+    if sorted(result) != sorted(out):
+        return None
+    text = f"np.tensordot({ca}, {cb}, axes=({axes_a}, {axes_b}))"
+    if result != out:
+        text += f".transpose({', '.join(str(result.index(x)) for x in out)})"
+    return text
+
+
+def _scaled(text: str, coefficient) -> str:
+    if coefficient == 1:
+        return text
+    inverse = 1 / coefficient
+    if inverse.is_Integer:
+        return f"{text} / {inverse}"
+    return f"{text} * {float(coefficient)!r}"
+
+
+def upsampled(contraction, names: dict, sizes: dict) -> str:
+    """``R[p,q,r,v] dZ[p, ⌊q/s⌋, ⌊r/s⌋, v]`` in the blocks layout ``(m, H/s, s, W/s, s, C)``:
+    a factor read at ``⌊q/s⌋`` gets a new axis after that one (the position in the window);
+    a factor read at ``q`` is stored in that layout already."""
+    parts = []
+    for factor in contraction.factors():
+        code = names[factor.base.label.name]
+        if any(isinstance(ix, sp.floor) for ix in factor.indices):
+            index = []
+            for ix in factor.indices:
+                index += [":", "None"] if isinstance(ix, sp.floor) else [":"]
+            code = f"{code}[{', '.join(index)}]"
+        parts.append(code)
+    return _scaled(" * ".join(parts), contraction.coefficient().xreplace(sizes))
+
+
+__all__ = ["ContractionPrinter", "upsampled"]

@@ -1,0 +1,158 @@
+"""Generated tensor-network kernels against independent routes: JAX's own primitives
+(``lax.conv_general_dilated``, ``reduce_window``) through ``jax.value_and_grad``, and central
+finite differences. Networks are drawn by hypothesis (bounded: small maps, few examples)."""
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from derive.layers import Dense, Dropout
+from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
+from derive.tensor_network import tensor_network
+from numeric.generator.tensor_kernel import tensor_kernel
+from numeric.tensor_strategies import batches_for, image_networks, sample_batch, sequence_networks
+from numeric.verification.tensor_route import jax_loss_and_grads
+
+_SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _run(kernel, params, X, Y, masks, dtype):
+    cast = {k: v.astype(dtype) for k, v in params.items()}
+    args = (cast, X.astype(dtype), Y.astype(dtype)) + ((masks,) if masks is not None else ())
+    value, grads = kernel.loss_and_grads(*args)
+    assert value == pytest.approx(kernel.loss(*args), rel=1e-6 if dtype == "float32" else 1e-12)
+    assert all(g.dtype == np.dtype(dtype) for g in grads.values())
+    return value, grads
+
+
+def _agree(kernel_out, jax_out, rtol, atol):
+    (value, grads), (want_value, want_grads) = kernel_out, jax_out
+    assert value == pytest.approx(want_value, rel=rtol, abs=atol)
+    assert set(grads) == set(want_grads)
+    for name, want in want_grads.items():
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(grads[name], want, rtol=rtol, atol=atol * scale, err_msg=name)
+
+
+@_SETTINGS
+@given(st.data())
+def test_image_networks_match_jax_in_float64_and_float32(data):
+    net = data.draw(image_networks())
+    params, X, Y, masks = data.draw(batches_for(net))
+    kernel = tensor_kernel(net)
+    want = jax_loss_and_grads(net, params, X, Y, masks)
+    _agree(_run(kernel, params, X, Y, masks, "float64"), want, 1e-9, 1e-12)
+    _agree(_run(kernel, params, X, Y, masks, "float32"), want, 2e-4, 2e-5)
+
+
+@_SETTINGS
+@given(st.data())
+def test_attention_networks_match_jax(data):
+    net = data.draw(sequence_networks())
+    params, X, Y, masks = data.draw(batches_for(net))
+    kernel = tensor_kernel(net)
+    want = jax_loss_and_grads(net, params, X, Y, masks)
+    _agree(_run(kernel, params, X, Y, masks, "float64"), want, 1e-9, 1e-12)
+    _agree(_run(kernel, params, X, Y, masks, "float32"), want, 2e-4, 2e-5)
+
+
+def _finite_differences(kernel, params, X, Y, masks, name, entries, h=1e-6):
+    out = []
+    for entry in entries:
+        values = []
+        for step in (h, -h):
+            moved = {k: v.copy() for k, v in params.items()}
+            moved[name][entry] += step
+            values.append(kernel.loss(moved, X, Y, *([masks] if masks else [])))
+        out.append((values[0] - values[1]) / (2 * h))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        tensor_network(
+            (7, 7, 2),
+            [
+                Conv2D(3, 3, "tanh", stride=2, padding="same"),
+                AvgPool2D(2),
+                Flatten(),
+                Dense(3, "softmax"),
+            ],
+            "cce",
+        ),  # fmt: skip
+        tensor_network(
+            (8, 6, 1),
+            [
+                Conv2D(2, (3, 2), "tanh"),
+                MaxPool2D(2),
+                Conv2D(2, 2),
+                Flatten(),
+                Dropout(0.5),
+                Dense(2),
+            ],
+            "mse",
+        ),  # fmt: skip
+        tensor_network(
+            (4, 3), [SelfAttention(2), SelfAttention(3), MeanOverTime(), Dense(2, "softmax")], "cce"
+        ),  # fmt: skip
+    ],
+    ids=["conv-same-stride-avg", "conv-max-dropout", "attention-twice"],
+)
+def test_gradients_match_central_finite_differences(net):
+    rng = np.random.default_rng(7)
+    params, X, Y, masks = sample_batch(net, m=2, seed=5)
+    kernel = tensor_kernel(net)
+    _, grads = kernel.loss_and_grads(params, X, Y, *([masks] if masks else []))
+    for name, grad in grads.items():
+        entries = [tuple(rng.integers(0, s) for s in grad.shape) for _ in range(4)]
+        want = _finite_differences(kernel, params, X, Y, masks, name, entries)
+        got = np.array([grad[e] for e in entries])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_max_pool_ties_go_where_jax_sends_them():
+    """After a relu many windows are all zeros: the gradient goes to the first entry of the
+    window, as JAX's reduce_window gradient sends it; a mask marking every maximum would
+    send it to all four and disagree."""
+    net = tensor_network((6, 6, 1), [Conv2D(2, 1, "relu"), MaxPool2D(2), Flatten(), Dense(2)],
+                         "mse")  # fmt: skip
+    rng = np.random.default_rng(3)
+    params = {k: rng.normal(size=s) for k, s in net.param_shapes().items()}
+    params["b1"] = np.array([-5.0, 0.0])  # filter 1 is zero everywhere: every window tied
+    X = rng.integers(0, 2, size=(2, 6, 6, 1)).astype(float)  # 0/1 pixels: ties in filter 2 too
+    Y = rng.normal(size=(2, 2))
+    _agree(tensor_kernel(net).loss_and_grads(params, X, Y),
+           jax_loss_and_grads(net, params, X, Y), 1e-9, 1e-12)  # fmt: skip
+
+
+def test_kernels_loop_over_nothing_and_use_one_product_per_conv():
+    net = tensor_network((10, 10, 1), [Conv2D(4, 3, "relu"), MaxPool2D(2), Conv2D(4, 3, "relu"),
+                                       Flatten(), Dense(3, "softmax")], "cce")  # fmt: skip
+    source = tensor_kernel(net).__source__
+    assert not re.search(r"^\s*(for|while) ", source, re.MULTILINE)
+    backprop = source.split("def loss_and_grads")[1]
+    # im2col twice forward (dW reuses it) and once for the one dX the net needs (conv 3's)
+    assert backprop.count("sliding_window_view(") == 3
+    # one matrix product each: 3 forward (Z1, Z3, Z5), dense dW5 and dA4, conv dW3 and dA2, dW1
+    assert backprop.count(" @ ") == 3 + 2 + 2 + 1
+    assert "W3[::-1, ::-1" in source  # the flipped kernel of the full convolution
+
+
+def test_a_wrong_gradient_is_caught_by_the_jax_route():
+    """The kernel with its kernel flip removed (the classic bug) disagrees with JAX."""
+    net = tensor_network((6, 6, 1), [Conv2D(2, 3, "tanh"), Conv2D(2, 2, "tanh"), Flatten(),
+                                     Dense(2)], "mse")  # fmt: skip
+    kernel = tensor_kernel(net)
+    source = kernel.__source__.replace("W2[::-1, ::-1, :, :]", "W2")
+    assert source != kernel.__source__
+    wrong = {}
+    exec(compile(source, "<wrong kernel>", "exec"), wrong)
+    params, X, Y, _ = sample_batch(net, m=2, seed=5)
+    want = jax_loss_and_grads(net, params, X, Y)
+    _agree(kernel.loss_and_grads(params, X, Y), want, 1e-9, 1e-12)
+    with pytest.raises(AssertionError, match="W1"):
+        _agree(wrong["loss_and_grads"](params, X, Y), want, 1e-9, 1e-12)
