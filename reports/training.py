@@ -42,13 +42,13 @@ class TrainingRun:
     def summary(self) -> str:
         """One line: what was trained on what, how, and how it ended."""
         history = self.run.history
-        values = ", ".join(f"{k}={v:g}" for k, v in self.optimizer.values.items())
         start, end = history.epoch_loss[0], history.epoch_loss[-1]
         what = "error rate" if self.perceptron else "loss"
+        batches = history.steps_per_epoch
         line = (
             f"{self.model.spec} on {self.data.name} ({len(self.data.X)} examples): "
-            f"{self.optimizer.name} {values}, {self.epochs} epochs of "
-            f"{history.steps_per_epoch} batches; {what} {start:.4g} -> {end:.4g}"
+            f"{self.optimizer.name} lr={self.optimizer.lr:g}, {self.epochs} epochs of "
+            f"{batches} batch{'es' if batches != 1 else ''}; {what} {start:.4g} -> {end:.4g}"
         )
         if history.accuracy:
             line += f", accuracy {history.accuracy[-1]:.1%}"
