@@ -187,4 +187,15 @@ def activations_of(layer) -> list[str]:
     return []
 
 
-__all__ = ["Dense", "Dropout", "LayerNorm", "Residual"]
+# the tensor layers (images and sequences) live beside these; one import for all layers
+from .tensor_layers import (  # noqa: E402
+    AvgPool2D,
+    Conv2D,
+    Flatten,
+    MaxPool2D,
+    MeanOverTime,
+    SelfAttention,
+)
+
+__all__ = ["AvgPool2D", "Conv2D", "Dense", "Dropout", "Flatten", "LayerNorm", "MaxPool2D",
+           "MeanOverTime", "Residual", "SelfAttention"]  # fmt: skip

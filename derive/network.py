@@ -28,6 +28,7 @@ from .layer_ops import DecayedCostOp, Mask
 from .layers import Dense, _exact, activations_of, check_layer
 from .model import Model
 from .ops import CostOp, m
+from .tensor_layers import TENSOR_LAYERS
 
 
 class _Graph:
@@ -81,8 +82,12 @@ def network(n_inputs: int, layers, loss: str, weight_decay: float = 0.0) -> Mode
     the batch), plus ``weight_decay/2`` times the sum of the squared weights (not biases).
 
     ``layers`` are :mod:`derive.layers` objects; each Dense takes any registered activation,
-    softmax on the last layer only (with ``cce`` or ``sparse_cce``).
+    softmax on the last layer only (with ``cce`` or ``sparse_cce``). A shape tuple
+    ``n_inputs`` (``(28, 28, 1)`` images, ``(T, d)`` sequences) or a tensor layer (Conv2D,
+    SelfAttention, ...) gives a :class:`derive.tensor_network.TensorNetwork` instead.
     """
+    if isinstance(n_inputs, tuple) or any(isinstance(x, TENSOR_LAYERS) for x in _iterable(layers)):
+        return _tensor_network(n_inputs, layers, loss, weight_decay)
     n_in = _inputs(n_inputs)
     layers = _layer_list(layers)
     decay = _decay(weight_decay)
@@ -125,6 +130,21 @@ def network(n_inputs: int, layers, loss: str, weight_decay: float = 0.0) -> Mode
         source=_describe(n_in, layers, loss_.name, weight_decay),
     )
     return model
+
+
+def _iterable(layers) -> list:
+    return list(layers) if isinstance(layers, list | tuple) else []
+
+
+def _tensor_network(n_inputs, layers, loss, weight_decay):
+    from .tensor_network import tensor_network
+
+    if weight_decay:
+        raise BackpropInputError(
+            f"weight_decay={weight_decay!r} is not available on tensor inputs yet; use 0"
+        )
+    shape = n_inputs if isinstance(n_inputs, tuple) else (_inputs(n_inputs),)
+    return tensor_network(shape, layers, loss)
 
 
 def _inputs(n_inputs) -> int:
