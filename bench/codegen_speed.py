@@ -3,6 +3,7 @@
     python -m bench.codegen_speed                 # the full table (a few minutes)
     python -m bench.codegen_speed --quick         # fewer rounds
     python -m bench.codegen_speed --threads 2     # pin 2 BLAS/XLA threads instead of 1
+    python -m bench.codegen_speed --clock cpu     # CPU time: steadier on a loaded machine
 
 Everything is measured in ONE process with the thread counts pinned before NumPy, JAX and
 torch are imported (the pins are printed; torch also gets ``torch.set_num_threads``).
@@ -45,6 +46,9 @@ def _args(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer rounds (a rough table)")
     p.add_argument("--seconds", type=float, default=6.0, help="time budget per case")
     p.add_argument("--only", default="", help="run cases whose name contains this text")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time (default), or the process's CPU time: on a loaded machine "
+                        "it leaves out the time other processes hold the core")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -71,14 +75,15 @@ def main(argv=None) -> int:
           f"{_openblas_core(np)}), jax {jax.__version__}, "
           + (f"torch {torch.__version__} ({torch.get_num_threads()} thread)" if torch else
              "torch not installed (pip install .[bench]): no torch column"))  # fmt: skip
-    print(f"cpu count {os.cpu_count()}; machine shared: read ratios, not absolute times\n")
+    print(f"cpu count {os.cpu_count()}; {args.clock} clock; machine shared: read ratios, "
+          "not absolute times\n")  # fmt: skip
 
     cases = _cases(derive)
     cases = [c for c in cases if args.only in c["name"]]
     budget = args.seconds / (3 if args.quick else 1)
     rows = []
     for case in cases:
-        rows += _run_case(case, budget, np, jax, torch, baselines, codegen)
+        rows += _run_case(case, budget, np, jax, torch, baselines, codegen, CLOCKS[args.clock])
     _print_table(rows)
     _codegen_time(derive, codegen)
     return 0
@@ -161,7 +166,10 @@ def _data(case, kernel, np):
     return params, X, Y
 
 
-def _run_case(case, budget, np, jax, torch, baselines, codegen) -> list[dict]:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _run_case(case, budget, np, jax, torch, baselines, codegen, clock) -> list[dict]:
     import random
 
     kind = case["kind"]
@@ -196,9 +204,9 @@ def _run_case(case, budget, np, jax, torch, baselines, codegen) -> list[dict]:
             fn()
     one = {}
     for name, fn in variants.items():
-        start = time.perf_counter()
+        start = clock()
         fn()
-        one[name] = time.perf_counter() - start
+        one[name] = clock() - start
     inner = {name: max(1, int(2e-3 / max(t, 1e-7))) for name, t in one.items()}
     per_round = sum(one[n] * inner[n] for n in variants)
     rounds = max(15, min(400, int(budget / max(per_round, 1e-6))))
@@ -213,10 +221,10 @@ def _run_case(case, budget, np, jax, torch, baselines, codegen) -> list[dict]:
         for name in order:
             fn, n = variants[name], inner[name]
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n):
                 fn()
-            times[name].append((time.perf_counter() - start) / n)
+            times[name].append((clock() - start) / n)
             faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
             calls[name] += n
 
