@@ -95,3 +95,27 @@ def test_fast_mode_states_its_blind_spot_and_catches_an_error_above_it():
 
     failing = check_gradients(loss2, planted, params, mode="fast", seed=0)
     assert not failing.ok and failing.failures[0].index == (7, 11)
+
+
+@pytest.mark.parametrize("returned", ["0.5", None, {"loss": 1.0}])
+def test_a_loss_that_returns_no_number_is_a_type_error_saying_what_to_return(returned):
+    with pytest.raises(TypeError, match="loss_fn must return the loss as a real number"):
+        check_gradients(lambda p: returned, lambda p: {"w": p["w"]}, {"w": np.ones(2)})
+
+
+def test_the_repro_line_names_the_callers_functions_and_this_test():
+    def my_loss(p):
+        return float(np.sum(p["w"] ** 2))
+
+    def my_grad(p):
+        return {"w": 3 * p["w"]}  # wrong: 2 * w
+
+    report = check_gradients(my_loss, my_grad, {"w": np.array([1.0, 2.0])}).report()
+    here = "tests/test_gradcheck_hardening.py::" + (
+        "test_the_repro_line_names_the_callers_functions_and_this_test"
+    )
+    assert (
+        f"repro: assert_gradients(my_loss, my_grad, params, mode='exact')  # in pytest '{here}'"
+        in report
+    )
+    assert "partial_derivative(my_loss, params, 'w', " in report

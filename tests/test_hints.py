@@ -32,8 +32,8 @@ def test_docstring_examples_run():
         (2.0, "x2", "off by ×2"),
         (0.5, "x1/2", "off by ×½"),
         (-2.0, "x2", "a sign flip and off by ×2"),
-        (32.0, "missing_1/m", "m = 32 if that is your batch size"),
-        (1 / 32, "extra_1/m", "numeric / 32"),
+        (32.0, "factor", "a missing 1/m if 32 is your batch size"),
+        (1 / 32, "factor", "numeric / 32"),
         (0.731, "scale", "a constant factor"),
     ],
 )
@@ -44,7 +44,25 @@ def test_ratio_hints_name_the_usual_suspects(r, kind, words):
 
 def test_batch_size_turns_a_guess_into_a_statement():
     assert "batch_size = 64" in ratio_hint(64.0, batch_size=64).message
-    assert "if that is your batch size" in ratio_hint(64.0, batch_size=32).message
+    assert "if 64 is your batch size" in ratio_hint(64.0, batch_size=32).message
+
+
+@pytest.mark.parametrize(
+    "r, batch_size, kind",
+    [
+        (16001.3, None, "scale"),  # a near-constant row: no integer, no 1/m
+        (2.0, 4, "x2"),  # a missing 1/sqrt(d) with d = 4: a factor, not sse vs half_sse
+        (3.0, None, "factor"),  # a missing 1/sqrt(d) with d = 9: not "a missing 1/m"
+        (3.0, 8, "factor"),
+        (8.0, 8, "missing_1/m"),  # only the given batch size makes it one
+    ],
+)
+def test_a_cause_is_claimed_only_when_the_evidence_fits(r, batch_size, kind):
+    hint = ratio_hint(r, batch_size)
+    assert hint.kind == kind
+    if kind != "missing_1/m":
+        assert "the 1/m of the batch mean is missing" not in hint.message
+        assert "sse" not in hint.message
 
 
 @SETTINGS

@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -180,6 +181,8 @@ def check_gradients(
         raise GradcheckInputError(f"mode must be 'auto', 'exact' or 'fast', got {mode!r}")
     plain, grads, fn_args = resolve(loss_fn, grad_fn, loss_and_grad_fn, params)
     grads = validate_grads(grads, params)
+    misshapen = {n: g for n, g in grads.items() if isinstance(g, str)}
+    grads = {n: g for n, g in grads.items() if n not in misshapen}
     dtype = params_dtype(params)
     tol = default_tolerance(dtype, grads, rtol, atol)
     ev = fd.Evaluator(plain, params, vectorized)
@@ -191,17 +194,22 @@ def check_gradients(
     if mode == "fast" and seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**31)
     cs = ComplexState(complex_step)
-    ev_num, f0_num = _upcast(ev, params, grads, f0)
+    ev_num, f0_num = _upcast(ev, params, grads, f0) if grads else (ev, f0)
     if mode == "exact":
-        findings = [
-            exact_finding(n, x, grads[n], ev_num, f0_num, tol, cs, batch_size)
+        found = {
+            n: exact_finding(n, x, grads[n], ev_num, f0_num, tol, cs, batch_size)
             for n, x in params.items()
-        ]
+            if n in grads
+        }
     else:
         proj = Projector(ev_num, grads, f0_num, tol, np.random.default_rng(seed), cs, dtype)
-        findings = [
-            fast_finding(n, x, grads[n].reshape(-1), proj, batch_size) for n, x in params.items()
-        ]
+        found = {
+            n: fast_finding(n, x, grads[n].reshape(-1), proj, batch_size)
+            for n, x in params.items()
+            if n in grads
+        }
+    found |= {n: _misshapen(n, params[n], why) for n, why in misshapen.items()}
+    findings = [found[n] for n in params]
     return GradcheckResult(
         ok=all(f.ok for f in findings),
         mode=mode,
@@ -216,6 +224,11 @@ def check_gradients(
     )
 
 
+def _misshapen(name: str, x: np.ndarray, why: str) -> ParamFinding:
+    """A gradient of the wrong shape: every entry wrong, none compared."""
+    return ParamFinding(name, x.shape, 0, x.size, 0, "not compared", note=why)
+
+
 def _upcast_note(dtype: np.dtype) -> str:
     return (
         f"numeric side evaluated at the {dtype} params upcast "
@@ -224,10 +237,13 @@ def _upcast_note(dtype: np.dtype) -> str:
 
 
 def _repro(fn_args: str, mode: str, seed: int | None, vectorized: bool) -> str:
-    """The ``assert_gradients(...)`` call that repeats this check."""
+    """The ``assert_gradients(...)`` call that repeats this check, with the caller's own
+    function names, and in a pytest run the test that makes it."""
     extra = f", mode={mode!r}" + (f", seed={seed}" if mode == "fast" else "")
     extra += ", vectorized=True" if vectorized else ""
-    return f"assert_gradients({fn_args}{extra})"
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    where = f"  # in pytest '{test}'" if test else ""
+    return f"assert_gradients({fn_args}{extra}){where}"
 
 
 def assert_gradients(*args, **kwargs) -> GradcheckResult:

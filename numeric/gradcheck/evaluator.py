@@ -23,6 +23,10 @@ class ComplexStepUnsupported(Exception):
 def _scalar(out, want_complex: bool):
     """The loss value as a Python number; for a complex evaluation insist it stayed complex."""
     arr = np.asarray(out)
+    if arr.dtype.kind not in "fiucb":  # None, a string, a dict: not a loss at all
+        raise TypeError(
+            f"loss_fn must return the loss as a real number, got {type(out).__name__} {out!r:.40}"
+        )
     if arr.size != 1:
         raise ValueError(f"loss_fn must return a scalar, got an array of shape {arr.shape}")
     value = arr.reshape(())[()]

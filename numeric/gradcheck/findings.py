@@ -209,10 +209,11 @@ def _render(r: GradcheckResult) -> str:
     if bad:
         lines.append(f"  repro: {r.repro}")
         worst = r.failures[0] if r.failures else None
+        loss = r.repro.removeprefix("assert_gradients(").split(",")[0]
         if worst is not None:
             lines.append(
                 f"  numeric side of {worst.where}: "
                 "numeric.gradcheck.finite_diff.partial_derivative("
-                f"loss_fn, params, {worst.name!r}, {worst.index})"
+                f"{loss if loss != 'None' else 'loss_fn'}, params, {worst.name!r}, {worst.index})"
             )
     return "\n".join(lines)

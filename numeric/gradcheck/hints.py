@@ -42,15 +42,21 @@ def _close(x: float, target: float) -> bool:
     return abs(x - target) <= RATIO_RTOL * abs(target)
 
 
+def _integer(x: float) -> bool:
+    """``x`` is a whole number, to within 0.01 absolute: any ratio above 1000 is within
+    RATIO_RTOL of one, and 16001.3 is no batch size."""
+    return round(x) != 0 and abs(x - round(x)) <= min(RATIO_RTOL * abs(x), 0.01)
+
+
 def _fmt(r: float) -> str:
-    return f"{r:.0f}" if _close(r, round(r)) and round(r) != 0 else f"{r:.4g}"
+    return f"{r:.0f}" if _integer(r) else f"{r:.4g}"
 
 
 def ratio_hint(r: float, batch_size: int | None = None, where: str = "") -> Hint:
     """Explain ``analytic = r × numeric`` (``where`` prefixes the scope, e.g. "row 2: ").
 
-    >>> ratio_hint(128.0).message
-    'analytic = 128 × numeric: a missing 1/m? (m = 128 if that is your batch size)'
+    >>> ratio_hint(128.0).message.split(": ")[1]
+    'a constant factor 128 (a missing 1/m if 128 is your batch size; pass batch_size)'
     >>> ratio_hint(128.0, batch_size=128).message
     'analytic = 128 × numeric: the 1/m of the batch mean is missing (batch_size = 128)'
     """
@@ -65,19 +71,21 @@ def ratio_hint(r: float, batch_size: int | None = None, where: str = "") -> Hint
     if batch_size and batch_size > 1 and _close(a, 1 / batch_size):
         why = f"divided by m twice? (batch_size = {batch_size})"
         return Hint("extra_1/m", head + sign + why, r)
+    # without a batch size to compare with, a factor is only a factor: say what it would
+    # mean, not that it is so (a missing 1/sqrt(d) with d = 4 is also x2)
     if _close(a, 2.0):
-        return Hint("x2", head + sign + "off by ×2 (a ½ dropped, e.g. sse vs half_sse?)", r)
+        return Hint("x2", head + sign + "off by ×2 (a factor 2 or ½ dropped somewhere?)", r)
     if _close(a, 0.5):
-        return Hint("x1/2", head + sign + "off by ×½ (the 2 of d(a-y)² dropped?)", r)
-    if a > 2 and _close(a, round(a)):
+        return Hint("x1/2", head + sign + "off by ×½ (a factor 2 or ½ dropped somewhere?)", r)
+    if a > 2 and _integer(a):
         m = round(a)
-        why = f"a missing 1/m? (m = {m} if that is your batch size)"
-        return Hint("missing_1/m", head + sign + why, r)
-    if a < 0.5 and _close(1 / a, round(1 / a)):
+        why = f"a constant factor {m} (a missing 1/m if {m} is your batch size; pass batch_size)"
+        return Hint("factor", head + sign + why, r)
+    if a < 0.5 and _integer(1 / a):
         m = round(1 / a)
         head = f"{where}analytic = numeric / {_fmt(m * np.sign(r))}: "
-        why = f"an extra 1/m? (m = {m} if that is your batch size)"
-        return Hint("extra_1/m", head + sign + why, r)
+        why = f"a constant factor 1/{m} (an extra 1/m if {m} is your batch size)"
+        return Hint("factor", head + sign + why, r)
     if r < 0:
         return Hint("sign", head + "a sign flip and a constant factor", r)
     return Hint("scale", head + "a constant factor", r)

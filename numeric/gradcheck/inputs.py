@@ -60,8 +60,9 @@ def _shape_mismatch(name: str, g: np.ndarray, x: np.ndarray) -> str:
     return msg
 
 
-def validate_grads(grads, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The analytic gradient as float64 arrays with the names and shapes of ``params``."""
+def validate_grads(grads, params: dict[str, np.ndarray]) -> dict[str, np.ndarray | str]:
+    """The analytic gradient as float64 arrays with the names of ``params``; a gradient of
+    the wrong shape is a wrong gradient, so it comes back as the sentence that says so."""
     if not isinstance(grads, Mapping):
         raise GradcheckInputError(
             f"the gradient must be a dict name -> array like params, got {type(grads).__name__}"
@@ -82,9 +83,7 @@ def validate_grads(grads, params: dict[str, np.ndarray]) -> dict[str, np.ndarray
             raise GradcheckInputError(
                 f"gradient {name!r} has dtype {g.dtype}; expected a real floating-point array"
             )
-        if g.shape != x.shape:
-            raise GradcheckInputError(_shape_mismatch(name, g, x))
-        out[name] = g.astype(np.float64)
+        out[name] = _shape_mismatch(name, g, x) if g.shape != x.shape else g.astype(np.float64)
     return out
 
 
@@ -104,18 +103,28 @@ def resolve(loss_fn, grad_fn, loss_and_grad_fn, params):
                 f"{type(out).__name__}"
             )
         plain = loss_fn if loss_fn is not None else (lambda p: loss_and_grad_fn(p)[0])
-        return plain, out[1], "loss_fn, None, params, loss_and_grad_fn=loss_and_grad_fn"
+        both = _name(loss_and_grad_fn, "loss_and_grad_fn")
+        return plain, out[1], f"{_name(loss_fn, 'None')}, None, params, loss_and_grad_fn={both}"
     if loss_fn is None:
         raise GradcheckInputError("nothing to check: pass loss_fn and grad_fn, or loss_and_grad_fn")
     if grad_fn is not None:
-        return loss_fn, grad_fn(dict(params)), "loss_fn, grad_fn, params"
+        names = f"{_name(loss_fn, 'loss_fn')}, {_name(grad_fn, 'grad_fn')}, params"
+        return loss_fn, grad_fn(dict(params)), names
     out = loss_fn(dict(params))
     if not _is_pair(out):
         raise GradcheckInputError(
             f"grad_fn is None, so loss_fn must return (loss, grads); it returned "
             f"{type(out).__name__}. Pass grad_fn=(params -> dict of gradients) as well."
         )
-    return (lambda p: loss_fn(p)[0]), out[1], "loss_and_grad_fn, None, params"
+    return (lambda p: loss_fn(p)[0]), out[1], f"{_name(loss_fn, 'loss_and_grad_fn')}, None, params"
+
+
+def _name(fn, default: str) -> str:
+    """The name a repro line can call ``fn`` by: its own, unless it is a lambda."""
+    if fn is None:
+        return "None"
+    name = getattr(fn, "__name__", "")
+    return name if name.isidentifier() else default
 
 
 def default_tolerance(dtype: np.dtype, grads, rtol, atol) -> Tolerance:
