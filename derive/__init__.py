@@ -2,6 +2,7 @@
 
 from . import layers
 from .builders import chain, logistic_regression, mlp
+from .custom import register_activation, register_loss, scoped_registry, unregister
 from .errors import BackpropInputError, IncompatibleError, SpecError, UnknownNameError
 from .evaluate import evaluate
 from .expressions import from_expr, parse_expression
@@ -28,4 +29,8 @@ __all__ = [
     "mlp",
     "network",
     "parse_expression",
+    "register_activation",
+    "register_loss",
+    "scoped_registry",
+    "unregister",
 ]

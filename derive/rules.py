@@ -114,13 +114,28 @@ def _branch_in_output(f: sp.Expr, df: sp.Expr) -> sp.Expr:
     if not df.has(x):
         return df
     candidates = [df.subs(f, out)]
-    try:
-        candidates += [df.subs(x, inv) for inv in sp.solve(sp.Eq(out, f), x)]
+    try:  # x read once: f peels to an inverse (x read twice, as in x tanh(x³), can run away)
+        inverses = sp.solve(sp.Eq(out, f), x) if f.count(x) == 1 else []
+        candidates += [df.subs(x, inv) for inv in inverses]
     except NotImplementedError:
         pass
     closed = [simplest(sp.simplify(c)) for c in candidates]
-    closed = [c for c in closed if _is_closed_in_output(c)]
-    return min(closed, key=sp.count_ops) if closed else df
+    closed = [c for c in closed if _is_closed_in_output(c) and _same_slope(c, f, df)]
+    best = min(closed, key=sp.count_ops, default=df)
+    return best if sp.count_ops(best) <= sp.count_ops(df) else df
+
+
+def _same_slope(candidate: sp.Expr, f: sp.Expr, df: sp.Expr) -> bool:
+    """Whether ``candidate`` (in ``out``) equals ``df`` at sample points where ``df`` is a real
+    number: one root of ``out = f(x)`` may hold for ``x > 0`` only (``2 sqrt(a)`` for ``x^2``)."""
+    for point in (-2.7, -0.6, 0.45, 1.9):
+        want = sp.N(df.subs(x, point))
+        if not want.is_real or not want.is_finite:
+            continue
+        got = sp.N(candidate.xreplace({out: f.subs(x, point)}))
+        if not got.is_real or abs(got - want) > 1e-9 * (1 + abs(want)):
+            return False
+    return True
 
 
 @cache
