@@ -18,6 +18,7 @@ QUICK = {  # every benchmark, with the arguments of its rough pass
     "codegen_speed": ["--quick"],
     "gradcheck_catch_rate": ["--seeds", "20", "--seeds-any", "10", "--clean", "5"],
     "train_speed": ["--quick"],
+    "convnet_speed": ["--quick"],
 }
 
 

@@ -96,6 +96,25 @@ def as_full_convolution(grad: Contraction) -> Contraction:
     return Contraction(grad.target, sp.expand(body), tuple(limits))
 
 
+dX_cols = IndexedBase("dX_cols", real=True)  # each window's share of dX (col2im's columns)
+
+
+def as_window_scatter(grad: Contraction) -> tuple[Contraction, dict]:
+    """The same ``dX``, read the other way (col2im, a transposed convolution): with
+    ``i = q - s h`` each window's share ``dX_cols[n,h,w,i,j,c] = Σ_o dZ[n,h,w,o] K[i,j,c,o]``
+    is one matrix product, and goes back to ``dX[n, s h + i, s w + j, c]`` (the placement
+    returned, summed over the windows that overlap there)."""
+    body = grad.body
+    for old, new in ((h, i), (w, j)):
+        offset = _kernel_offset(grad, old)  # q, with q - s h the kernel row
+        body = body.xreplace({offset: s * old + new})
+    body = sp.expand(body)
+    (n_, q_, r_, c_) = grad.target.indices
+    share = dX_cols[n_, h, w, i, j, c_]
+    limits = tuple(lim for lim in grad.limits if lim[0] not in (h, w))
+    return Contraction(share, body.xreplace({n_: n_}), limits), {q_: s * h + i, r_: s * w + j}
+
+
 def _kernel_offset(grad: Contraction, index: sp.Symbol) -> sp.Expr:
     """``q - lo`` of the support ``lo ≤ q - s h``, for the summed ``index`` h."""
     for expr, lo, _ in grad.support:

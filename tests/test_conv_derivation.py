@@ -183,3 +183,20 @@ def test_softmax_rule_is_p_times_dp_minus_rowsum():
         got = got.replace(lambda f: isinstance(f, sp.Indexed) and f.base == da,
                           lambda f: g[int(f.indices[0])])  # fmt: skip
         assert sp.simplify(got - sp.diff(cost, s[col])) == 0
+
+
+@pytest.mark.parametrize("h, kh, s", [(4, 2, 1), (5, 2, 2)])
+def test_conv_input_gradient_as_windows_added_back_matches_sympy_diff(h, kh, s):
+    """col2im: each window's share ``dZ Wᵀ`` added back at ``s h + i`` is the same dX."""
+    sizes = _conv_sizes(h, kh, s, c_in=1)
+    cost = _expanded_conv_cost(sizes)
+    share, place = T.as_window_scatter(T.convolution().derived["X"])
+    q, r = list(place)
+    ho = sizes[T.H_out]
+    for entry in _entries((1, h, h, 1)):
+        got = 0
+        for y, x, i, j in _entries((ho, ho, kh, kh)):
+            at = {T.h: y, T.w: x, T.i: i, T.j: j}
+            if (place[q].xreplace(at | sizes), place[r].xreplace(at | sizes)) == entry[1:3]:
+                got += _at(share, sizes, (entry[0], y, x, i, j, entry[3]))
+        assert sp.expand(got - sp.diff(cost, T.X[entry])) == 0, entry

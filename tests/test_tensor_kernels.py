@@ -129,25 +129,27 @@ def test_max_pool_ties_go_where_jax_sends_them():
            jax_loss_and_grads(net, params, X, Y), 1e-9, 1e-12)  # fmt: skip
 
 
-def test_kernels_loop_over_nothing_and_use_one_product_per_conv():
+def test_kernels_loop_over_no_example_or_pixel_and_use_one_product_per_conv():
     net = tensor_network((10, 10, 1), [Conv2D(4, 3, "relu"), MaxPool2D(2), Conv2D(4, 3, "relu"),
                                        Flatten(), Dense(3, "softmax")], "cce")  # fmt: skip
-    source = tensor_kernel(net).__source__
-    assert not re.search(r"^\s*(for|while) ", source, re.MULTILINE)
-    backprop = source.split("def loss_and_grads")[1]
-    # im2col twice forward (dW reuses it) and once for the one dX the net needs (conv 3's)
-    assert backprop.count("sliding_window_view(") == 3
-    # one matrix product each: 3 forward (Z1, Z3, Z5), dense dW5 and dA4, conv dW3 and dA2, dW1
+    backprop = tensor_kernel(net).__source__.split("def loss_and_grads")[1]
+    loops = re.findall(r"^\s*(?:for|while) .*$", backprop, re.MULTILINE)
+    # the only loops: over a pool window's 2 × 2 positions and conv 3's 3 × 3 kernel positions
+    # (its dX added back window by window), each line working on every example and pixel
+    assert sorted(loop.split(":")[0].strip() for loop in loops) == [
+        "for i, j in np.ndindex(2, 2)", "for i, j in np.ndindex(3, 3)"
+    ]  # fmt: skip
+    assert backprop.count("sliding_window_view(") == 2  # im2col of each conv's input, reused
+    # one matrix product each: Z1, Z3, Z5; dense dW5 and dA4; conv 3's dW3 and dX's columns; dW1
     assert backprop.count(" @ ") == 3 + 2 + 2 + 1
-    assert "W3[::-1, ::-1" in source  # the flipped kernel of the full convolution
 
 
 def test_a_wrong_gradient_is_caught_by_the_jax_route():
-    """The kernel with its kernel flip removed (the classic bug) disagrees with JAX."""
+    """The kernel with its kernel read transposed in dX (a flip gone wrong) disagrees with JAX."""
     net = tensor_network((6, 6, 1), [Conv2D(2, 3, "tanh"), Conv2D(2, 2, "tanh"), Flatten(),
                                      Dense(2)], "mse")  # fmt: skip
     kernel = tensor_kernel(net)
-    source = kernel.__source__.replace("W2[::-1, ::-1, :, :]", "W2")
+    source = kernel.__source__.replace("dA1_cols[:, :, :, i, j]", "dA1_cols[:, :, :, j, i]")
     assert source != kernel.__source__
     wrong = {}
     exec(compile(source, "<wrong kernel>", "exec"), wrong)

@@ -210,15 +210,13 @@ class TensorKernelWriter:
             emit(f"A{k} = {src}_blocks.mean(axis=(2, 4))")
             return
         emit(f"A{k} = {src}_blocks.max(axis=(2, 4))")
-        # the arg-max indicator R: the first largest entry of each window, as JAX breaks ties
-        emit(
-            f"first = {src}_blocks.transpose(0, 1, 3, 5, 2, 4).reshape(m, {ho}, {wo}, {c}, -1)"
-            ".argmax(axis=-1)"
-        )
-        emit(
-            f"R{k} = (np.arange({size * size}) == first[..., None]).reshape(m, {ho}, {wo}, {c}, "
-            f"{size}, {size}).transpose(0, 1, 4, 2, 5, 3)  # 1 at the arg-max of each window"
-        )
+        # R: 1 at the first largest entry of each window in row-major order (JAX's choice)
+        emit(f"R{k} = np.zeros({src}_blocks.shape, dtype=X.dtype)")
+        emit(f"unclaimed = np.ones(A{k}.shape, dtype=bool)")
+        emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
+        emit(f"    first = ({src}_blocks[:, :, i, :, j, :] == A{k}) & unclaimed")
+        emit(f"    R{k}[:, :, i, :, j, :] = first")
+        emit("    unclaimed &= ~first")
 
     def _attention_forward(self, stage, src) -> None:
         k, dk = stage.k, stage.layer.d_k
@@ -331,17 +329,20 @@ class TensorKernelWriter:
         if first:
             return
         kh, kw = layer.kernel
-        s, (ho, wo) = layer.stride, stage.outputs[:2]
-        h_full, w_full = sizes[T.H] + kh - 1, sizes[T.W] + kw - 1
-        emit(f"# dZ{k}_full: dZ{k} dilated by the stride, padded by k - 1 (a full convolution)")
-        emit(f"dZ{k}_full = np.zeros((m, {h_full}, {w_full}, {layer.filters}), dtype=X.dtype)")
-        rows = f"{kh - 1}:{kh - 1 + s * (ho - 1) + 1}" + (f":{s}" if s > 1 else "")
-        cols = f"{kw - 1}:{kw - 1 + s * (wo - 1) + 1}" + (f":{s}" if s > 1 else "")
-        emit(f"dZ{k}_full[:, {rows}, {cols}] = dZ{k}")
-        code = printer.code(rule["X"], ("m", sizes[T.H], sizes[T.W], stage.inputs[2]))
-        self.back += ["    " + line for line in printer.setup]
+        s, (ho, wo, c) = layer.stride, (*stage.outputs[:2], stage.inputs[2])
+        # dX, the full convolution of dZ with the flipped kernel, computed as its transpose:
+        # each window's share dZ Wᵀ (one matrix product), added back where the window reads
+        share, _ = T.as_window_scatter(T.convolution().derived["X"])
+        printer.names["dX_cols"] = f"dZ{k}_cols"
+        code = printer.code(share, ("m", ho, wo, kh, kw, c))
+        emit(f"d{x_name}_cols = {code}  # dX_cols[n,h,w,i,j,c] = Σ_o dZ[n,h,w,o] W[i,j,c,o]")
         target = f"d{x_name}"
-        emit(f"{target} = {code}  # dX = full convolution of dZ with the flipped kernel")
+        emit(f"{target} = np.zeros((m, {sizes[T.H]}, {sizes[T.W]}, {c}), dtype=X.dtype)")
+        rows = f"i:i + {s * (ho - 1) + 1}" + (f":{s}" if s > 1 else "")
+        cols = f"j:j + {s * (wo - 1) + 1}" + (f":{s}" if s > 1 else "")
+        emit(f"for i, j in np.ndindex({kh}, {kw}):  # kernel positions; all pixels at once")
+        emit(f"    {target}[:, {rows}, {cols}] += d{x_name}_cols[:, :, :, i, j]")
+
         if padded:
             emit(
                 f"dA{k - 1} = {target}[:, {top}:{top + stage.inputs[0]}, "

@@ -86,16 +86,26 @@ class ContractionPrinter:
             index = ", ".join("::-1" if a in flips else ":" for a in range(len(factor.indices)))
             code = f"{code}[{index}]"
         if window_axes:
-            code = self._windows(code, window_shape, window_axes, steps, len(factor.indices))
+            rank = len(factor.indices)
+            tail = rank - 1 not in window_axes  # channels last: the window goes before them
+            code = self._windows(code, window_shape, window_axes, steps, rank, tail)
+            if tail:
+                return code, "".join(subs[:-1] + window_letters + subs[-1:])
         return code, "".join(subs + window_letters)
 
-    def _windows(self, code, shape, axes, steps, rank) -> str:
-        """A windowed view of ``code``, made contiguous once (the im2col matrix) and named."""
+    def _windows(self, code, shape, axes, steps, rank, tail: bool) -> str:
+        """A windowed view of ``code``, made contiguous once (the im2col matrix) and named.
+        With ``tail``, the window's axes go before the last axis (``(n, h, w, i, j, c)``): the
+        copy then moves whole runs of channels, and the kernel ``(i, j, c, o)`` needs no
+        transpose to be its matrix."""
         view = f"sliding_window_view({code}, {tuple(shape)}, axis={tuple(axes)})"
         if any(step != 1 for _, step in steps):
             by_axis = dict(steps)
             view += "[" + ", ".join(f"::{by_axis[a]}" if by_axis.get(a, 1) != 1 else ":"
                                     for a in range(rank)) + "]"  # fmt: skip
+        if tail:
+            order = [*range(rank - 1), *range(rank, rank + len(shape)), rank - 1]
+            view += f".transpose({', '.join(map(str, order))})"
         key = view
         if key not in self.windows:
             name = f"{code.split('[')[0]}_cols"
@@ -187,10 +197,13 @@ def _gemm(a, b, out: str, lengths: dict) -> str | None:
     else:
         return None
     want_b = block + "".join(free_b)
-    rhs_code = (
-        cb if sb == want_b else f"{cb}.transpose({', '.join(str(sb.index(x)) for x in want_b)})"
-    )
-    rhs = _as_matrix(rhs_code, block, free_b, lengths, first=True)
+    if sb.endswith(block) and sb != want_b:  # (free, summed): its transpose, as BLAS reads it
+        rhs = _as_matrix(cb, block, free_b, lengths, first=False)
+        rhs = rhs and f"{rhs}.T"
+    else:
+        order = ", ".join(str(sb.index(x)) for x in want_b)
+        rhs_code = cb if sb == want_b else f"{cb}.transpose({order})"
+        rhs = _as_matrix(rhs_code, block, free_b, lengths, first=True)
     if lhs is None or rhs is None:
         return None
     result = "".join(free_a + free_b)
