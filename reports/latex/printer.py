@@ -100,7 +100,14 @@ class TextbookPrinter(LatexPrinter):
         return rf"\left({inner}\right)^{{\top}}"
 
     def _print_MatMul(self, expr):
-        return " ".join(self.parenthesize(arg, PRECEDENCE["Mul"]) for arg in expr.args)
+        args = list(expr.args)
+        lead = ""
+        if args[0].is_Rational and args[0].is_positive and len(args) > 1:  # \frac{1}{100} W
+            lead = self._print(args.pop(0)) + " "
+        return lead + " ".join(self.parenthesize(arg, PRECEDENCE["Mul"]) for arg in args)
+
+    def _print_HadamardProduct(self, expr):
+        return r" \odot ".join(self.parenthesize(arg, PRECEDENCE["Mul"]) for arg in expr.args)
 
     def _is_matrix_valued(self, expr) -> bool:
         return any(
