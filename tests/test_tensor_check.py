@@ -1,0 +1,54 @@
+"""The tensor-network check on the seed course's convnet: it passes, in float64 and float32;
+a kernel with a wrong gradient fails it; a bad model file is one line and exit 2."""
+
+import types
+from pathlib import Path
+
+import pytest
+
+from numeric.generator.tensor_kernel import tensor_codegen
+from numeric.verification.tensor_check import check_tensor_network, load_model, main
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "mnist_convnet.py"
+
+
+@pytest.fixture(scope="module")
+def convnet():
+    return load_model(str(EXAMPLE))
+
+
+def test_the_example_is_the_keras_convnet(convnet):
+    assert convnet.param_shapes() == {
+        "W1": (3, 3, 1, 32), "b1": (32,), "W3": (3, 3, 32, 64), "b3": (64,),
+        "W7": (5 * 5 * 64, 10), "b7": (10,),
+    }  # fmt: skip
+    assert [stage.outputs for stage in convnet.stages][:4] == [
+        (26, 26, 32), (13, 13, 32), (11, 11, 64), (5, 5, 64)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_convnet_passes_its_check(convnet, dtype):
+    result = check_tensor_network(convnet, dtype, batch=2)
+    assert result.ok, result.report()
+    assert [row[0] for row in result.rows] == list(convnet.param_shapes())
+
+
+def test_a_wrong_gradient_fails_the_check(convnet):
+    source = tensor_codegen(convnet).replace("db3 = dZ3.sum(", "db3 = 2 * dZ3.sum(")
+    wrong = types.ModuleType("wrong")
+    exec(compile(source, "<wrong>", "exec"), wrong.__dict__)
+    result = check_tensor_network(convnet, batch=2, kernel=wrong)
+    assert not result.ok
+    assert [row[0] for row in result.rows if row[-1] != "ok"] == ["b3"]
+    assert "MISMATCH" in result.report()
+
+
+def test_the_command_line_exits_0_on_the_example_and_2_on_a_bad_file(tmp_path, capsys):
+    assert main([str(EXAMPLE), "--batch", "1"]) == 0
+    assert "OK: the kernel agrees" in capsys.readouterr().out
+    empty = tmp_path / "net.py"
+    empty.write_text("x = 1\n")
+    assert main([str(empty)]) == 2
+    assert "defines no 'model'" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.py")]) == 2
