@@ -23,6 +23,7 @@ from .model import Model
 from .ops import ActivationOp, CostOp, DenseOp, LossOp, Primitive, RowActivationOp, m
 
 SCALAR_LIMIT = 20_000  # parameters; beyond this the scalar graph is too big to be useful
+CHAIN_LIMIT = 100  # layers: a check of chain:100 already takes minutes (JAX compiles each)
 LEVELS = ("scalar", "matrix")
 
 
@@ -66,6 +67,11 @@ def chain(
     2*a1*x*(1 - a1)*(a1 - y)
     """
     depth = _size(layers, "number of layers")
+    if depth > CHAIN_LIMIT:
+        raise SpecError(
+            f"a chain of {depth} layers is too deep (limit {CHAIN_LIMIT}): its graph, kernel "
+            "and checks grow with every layer; use mlp: for a deep network"
+        )
     acts = (activation,) * (depth - 1) + (output or activation,)
     return _build(Network("chain", (1,) * (depth + 1), acts, loss), level)
 

@@ -8,6 +8,7 @@ value is used twice); numbers and plain negation or division stay inside their n
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Mapping
 
 import sympy as sp
@@ -55,6 +56,10 @@ class _ActivationCalls(Mapping):
 
 ACTIVATION_CALLS = _ActivationCalls()
 NODE_NAMES = ("u", "v", "p", "q", "r", "s", "t")
+#: longest expression text parsed (a 3,000-term sum overflowed Python's parser)
+MAX_CHARS = 5_000
+#: largest magnitude of a number in an expression: it must fit a float64 kernel
+MAX_NUMBER = 1e300
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -84,23 +89,49 @@ def parse_expression(text: str) -> tuple[str | None, sp.Expr]:
     name = name.strip() or None
     if name is not None and not name.isidentifier():
         raise ExpressionError(f"the name before '=' must be an identifier, got {name!r}")
+    if len(text) > MAX_CHARS:
+        raise ExpressionError(
+            f"expression of {len(text):,} characters is too long (limit {MAX_CHARS:,}): "
+            f"{text[:40]!r}..."
+        )
     try:
         tree = ast.parse(body.strip(), mode="eval")
+        for node in ast.walk(tree):  # keep the numbers as written, for messages
+            if isinstance(node, ast.Constant):
+                node.text = ast.get_source_segment(body.strip(), node)
+        with sp.evaluate(False):  # keep the user's structure: 3*(a + b*c) stays a product
+            return name, _convert(tree.body)
     except SyntaxError as err:
         raise ExpressionError(f"cannot parse expression {body.strip()!r}: {err.msg}") from None
-    with sp.evaluate(False):  # keep the user's structure: 3*(a + b*c) stays a product
-        return name, _convert(tree.body)
+    except (RecursionError, MemoryError):
+        raise ExpressionError(
+            f"expression {_short(body)} is nested too deeply to parse; split it up"
+        ) from None
+
+
+def _number_text(node: ast.Constant) -> str:
+    return getattr(node, "text", None) or ast.unparse(node)
+
+
+def _short(text: str) -> str:
+    text = text.strip()
+    return repr(text) if len(text) <= 60 else f"{text[:57]!r}..."
 
 
 def _convert(node: ast.AST) -> sp.Expr:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if not abs(node.value) <= MAX_NUMBER:  # 1e999 is inf; NaN fails too
+            raise ExpressionError(f"number {_short(_number_text(node))} is too large (limit 1e300)")
         return sp.Rational(str(node.value))
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS or node.id in ACTIVATION_CALLS:
             raise ExpressionError(f"{node.id!r} is a function; call it, e.g. {node.id}(x)")
         return sp.Symbol(node.id, real=True)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        return _BINARY[type(node.op)](_convert(node.left), _convert(node.right))
+        left, right = _convert(node.left), _convert(node.right)
+        if type(node.op) in (ast.Pow, ast.BitXor):
+            _check_power(left, right, node)
+        return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _convert(node.operand)
         return -value if isinstance(node.op, ast.USub) else value
@@ -110,6 +141,22 @@ def _convert(node: ast.AST) -> sp.Expr:
         f"unsupported syntax {ast.unparse(node)!r}: use numbers, names, + - * / ** and "
         f"the functions {', '.join(sorted(FUNCTIONS) + sorted(ACTIVATION_CALLS))}"
     )
+
+
+def _check_power(base: sp.Expr, exponent: sp.Expr, node: ast.AST) -> None:
+    """Refuse a number SymPy would spend minutes writing out (10**10**10) or that no float
+    holds, before anything evaluates it: ``|exponent| * log10|base|`` says how many digits."""
+    if exponent.free_symbols:
+        return
+    size = abs(float(sp.N(exponent, 15)))
+    if not base.free_symbols:
+        magnitude = abs(float(sp.N(base, 15)))
+        if magnitude not in (0.0, 1.0) and size * abs(math.log10(magnitude)) > 300:
+            raise ExpressionError(
+                f"{_short(ast.unparse(node))} is too large a number (limit about 1e300)"
+            )
+    elif size > 1_000:
+        raise ExpressionError(f"exponent in {_short(ast.unparse(node))} is too large (limit 1000)")
 
 
 def _call(name: str, args: list[ast.AST]) -> sp.Expr:
@@ -149,6 +196,11 @@ def from_expr(expr, params=None, inputs=None, name: str | None = None) -> Model:
         raise ExpressionError(
             f"{source or str(expr)!r} is undefined: a division by zero or an infinity "
             f"(SymPy reads it as {evaluated})"
+        )
+    if evaluated.has(sp.I):  # sqrt(-1), log(-2): a complex cost has no real gradient
+        raise ExpressionError(
+            f"{source or str(expr)!r} is complex (SymPy reads it as {evaluated}); "
+            "the cost must be real"
         )
     leaves = sorted(expr.free_symbols, key=lambda s: s.name)
     params, inputs = _split_leaves(leaves, params, inputs)

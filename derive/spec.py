@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from . import builders
-from .errors import IncompatibleError, SpecError
+from .errors import IncompatibleError, SpecError, did_you_mean
 from .expressions import from_expr
 from .model import Model
 
@@ -19,7 +19,7 @@ def parse_sizes(text: str, spec: str) -> list[int]:
     parts = text.strip().split("-")
     sizes = []
     for part in parts:
-        if not part.strip().isdigit():
+        if not re.fullmatch(r"[0-9]+", part.strip()):  # isdigit() takes ² and ٣
             raise SpecError(
                 f"bad size {part.strip()!r} in spec {spec!r}: sizes are positive "
                 "integers joined by '-', e.g. mlp:4-3-2"
@@ -75,7 +75,8 @@ def build(
         return builders.mlp(
             parse_sizes(rest, spec), activation or "relu", output, loss, level or "matrix"
         )
-    raise SpecError(f"unknown model kind {kind!r} in spec {spec!r}; expected {FORMS}")
+    hint = did_you_mean(kind, ("logreg", "chain", "mlp"))
+    raise SpecError(f"unknown model kind {kind!r}{hint} in spec {spec!r}; expected {FORMS}")
 
 
 def _exactly(values: list[int], count: int, spec: str) -> list[int]:

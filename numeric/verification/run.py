@@ -38,6 +38,7 @@ import numpy as np
 from derive.errors import BackpropInputError
 from numeric.gradcheck import check as gradcheck
 
+from .budget import check_bytes
 from .comparison import (
     FAST_RANDOM,
     FAST_WORST,
@@ -104,6 +105,7 @@ def verify(
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
             what = "a positive" if low else "a non-negative"
             raise BackpropInputError(f"{name} must be {what} integer, got {value!r}")
+    check_bytes(model, batch if data is None else len(data[0]))  # refuse before any array
     from numeric.generator.generate import codegen
 
     timings: dict[str, float] = {}

@@ -36,7 +36,7 @@ def run(args) -> int:
     kernel = _kernel_file(args.kernel, model) if args.kernel else None
     try:
         result = verify(model, args.dtype, args.batch, args.seed, kernel=kernel)
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a kernel's sys.exit(0) is no pass
         frame = _frame_in(err, kernel.path) if kernel is not None else None
         if frame is None:  # not the user's kernel: a bug, shown with its traceback
             raise
@@ -60,10 +60,12 @@ def _kernel_file(path: str, model):
         raise BackpropInputError(f"{path}, line {err.lineno}: SyntaxError: {err.msg}") from err
     except (BackpropInputError, OSError):
         raise
-    except Exception as err:  # the file's own code failed while it was imported
+    except (Exception, SystemExit) as err:  # the file's own code failed (or exited) on import
         frame = _frame_in(err, Path(path))
         where = f", line {frame.lineno}" if frame is not None else ""
         message = f"{path}{where}: {type(err).__name__}: {err}".splitlines()[0]
+        if isinstance(err, SystemExit):
+            message = f"{path}{where}: it calls sys.exit({err.code!r}) when imported"
         raise BackpropInputError(f"cannot import the kernel: {message}") from err
     return kernel  # verify() says so if its PARAMS are not the model's
 

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +70,7 @@ def compile_pdf(tex_path: Path, engine: Engine | None = None, progress=None) -> 
                 timeout=TIMEOUT_S,
                 stdin=subprocess.DEVNULL,
                 errors="replace",
+                preexec_fn=_die_with_parent,
             )
         except subprocess.TimeoutExpired as err:
             raise LatexError(f"{engine.name} took longer than {TIMEOUT_S} s") from err
@@ -78,6 +82,25 @@ def compile_pdf(tex_path: Path, engine: Engine | None = None, progress=None) -> 
         if engine.name != "latexmk" and not needs_rerun(log):
             break
     return tex_path.with_suffix(".pdf")
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to kill pdflatex when backprop dies, even by SIGKILL (an
+    interrupted run's own cleanup kills it otherwise; elsewhere this does nothing)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:  # looked up here, not in the child between fork and exec
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
 
 
 def needs_rerun(log: str) -> bool:
