@@ -111,8 +111,8 @@ def _implied(expr, lo, hi, ranges: dict) -> bool:
         else:
             return False
     return (
-        sp.simplify(low - lo).is_nonnegative is True
-        and sp.simplify(hi - high).is_nonnegative is True
+        sp.expand(low - lo).is_nonnegative is True
+        and sp.expand(hi - high).is_nonnegative is True
     )
 
 
