@@ -209,9 +209,11 @@ class TensorKernelWriter:
         if isinstance(stage.layer, AvgPool2D):
             emit(f"A{k} = {src}_blocks.mean(axis=(2, 4))")
             return
-        emit(f"A{k} = {src}_blocks.max(axis=(2, 4))")
+        emit(f"A{k} = {src}_blocks[:, :, 0, :, 0, :].copy()")
+        emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
+        emit(f"    np.maximum(A{k}, {src}_blocks[:, :, i, :, j, :], out=A{k})")
         # R: 1 at the first largest entry of each window in row-major order (JAX's choice)
-        emit(f"R{k} = np.zeros({src}_blocks.shape, dtype=X.dtype)")
+        emit(f"R{k} = np.zeros({src}_blocks.shape, dtype=bool)")
         emit(f"unclaimed = np.ones(A{k}.shape, dtype=bool)")
         emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
         emit(f"    first = ({src}_blocks[:, :, i, :, j, :] == A{k}) & unclaimed")
@@ -302,7 +304,11 @@ class TensorKernelWriter:
             emit(f"dZ{k} = dA{k}")
             return
         slope = elementwise_derivative(name).xreplace({x: _array(f"Z{k}"), out: _array(f"A{k}")})
-        emit(f"dZ{k} = dA{k} * {self.printer.parenthesize(slope, 50)}  # dZ = dA ⊙ {name}'(Z)")
+        if _is_indicator(slope):  # 1 where a condition holds, else 0: times the condition itself
+            code = f"dA{k} * ({self.printer.doprint(slope.args[0].cond)})"
+        else:
+            code = f"dA{k} * {self.printer.parenthesize(slope, 50)}"
+        emit(f"dZ{k} = {code}  # dZ = dA ⊙ {name}'(Z)")
 
     def _conv_sizes(self, stage) -> dict:
         layer = stage.layer
@@ -395,6 +401,17 @@ class TensorKernelWriter:
             branches.append(p.code(weights["A"], ("m", length, width)))
         if not first:
             emit(f"dA{k - 1} = {' + '.join(branches)}  # three branches: dQ Wqᵀ + dK Wkᵀ + dV Wvᵀ")
+
+
+def _is_indicator(expr) -> bool:
+    """``Piecewise((1, cond), (0, True))``: relu's slope, a step's."""
+    return (
+        isinstance(expr, sp.Piecewise)
+        and len(expr.args) == 2
+        and expr.args[0].expr == 1
+        and expr.args[1].expr == 0
+        and expr.args[1].cond == sp.true
+    )
 
 
 def _scores(scores: sp.Eq) -> Contraction:
