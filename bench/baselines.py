@@ -176,9 +176,7 @@ def torch_value_and_grad(cost, params, X, Y):
     tensors that share ``params``' memory, returning ``(loss, {name: gradient})``."""
     import torch
 
-    leaves = {
-        k: torch.from_numpy(np.ascontiguousarray(v)).requires_grad_() for k, v in params.items()
-    }
+    leaves = {k: torch.from_numpy(v).requires_grad_() for k, v in params.items()}
     tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
 
     def step():
