@@ -17,6 +17,7 @@ QUICK = {  # every benchmark, with the arguments of its rough pass
     "derive_scale": ["--quick"],
     "codegen_speed": ["--quick"],
     "gradcheck_catch_rate": ["--seeds", "20", "--seeds-any", "10", "--clean", "5"],
+    "elementwise_forms": ["--rounds", "30"],
     "train_speed": ["--quick"],
     "convnet_speed": ["--quick"],
 }

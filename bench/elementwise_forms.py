@@ -76,6 +76,18 @@ def forms(np):
     def softplus_logaddexp(u, out):
         np.logaddexp(0, u, out=out)
 
+    def relu_mask(u, out):  # the kernels' form: the mask is kept for the backward step
+        np.multiply(u, u > 0, out=out)
+
+    def relu_maximum(u, out):
+        np.maximum(u, 0, out=out)
+
+    def relu_float_mask(u, out):  # a mask in the dtype: no bool-to-float cast in the product
+        np.multiply(u, (u > 0).astype(u.dtype), out=out)
+
+    def exact_relu(x):
+        return np.maximum(x, 0)
+
     def exact_tanh(x):
         return np.tanh(x)
 
@@ -93,6 +105,11 @@ def forms(np):
             "1 - 2/(exp(2u) + 1)": (tanh_exp, exact_tanh),
             "2/(1 + exp(-2u)) - 1": (tanh_sigmoid, exact_tanh),
             "sign(u) -d/(2 + d), d=expm1(-2|u|)": (tanh_expm1, exact_tanh),
+        },
+        "relu": {
+            "u * (u > 0)": (relu_mask, exact_relu),
+            "maximum(u, 0)": (relu_maximum, exact_relu),
+            "u * (u > 0).astype(dtype)": (relu_float_mask, exact_relu),
         },
         "sigmoid": {
             "where(u >= 0, 1, e)/(1 + e)": (sigmoid_where, exact_sigmoid),
