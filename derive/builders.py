@@ -78,29 +78,50 @@ def chain(
 
 def mlp(
     sizes,
-    activation: str = "relu",
+    activation="relu",
     output: str | None = None,
     loss: str | None = None,
     level: str = "matrix",
 ) -> Model:
     """A multilayer perceptron with layer sizes ``[n0, n1, ..., nL]``.
 
-    The output activation defaults to sigmoid for one output and softmax for more; the loss
-    to the one that fits it (binary or categorical cross-entropy, MSE for a linear output).
+    ``activation`` is one name for every hidden layer, or one per hidden layer (a list, or
+    names joined by commas as on the command line: ``"relu,tanh"``). The output activation
+    defaults to sigmoid for one output and softmax for more; the loss to the one that fits
+    it (binary or categorical cross-entropy, MSE for a linear output).
 
     >>> mlp([4, 3, 2]).derive().gradient("W2")
     A1.T*dZ2
+    >>> mlp([4, 3, 3, 2], activation=["relu", "tanh"]).activation
+    'relu,tanh'
     """
     sizes = tuple(_size(s, f"layer size #{k}") for k, s in enumerate(_as_list(sizes)))
     if len(sizes) < 2:
         raise SpecError(
             f"an MLP needs at least 2 layer sizes (inputs and outputs), got {list(sizes)}"
         )
-    registry.activation(activation)  # a bad name is an error even when no layer is hidden
+    hidden = hidden_activations(activation, len(sizes) - 2)
     output = output or ("sigmoid" if sizes[-1] == 1 else "softmax")
     loss = loss or default_loss(output)
-    acts = (activation,) * (len(sizes) - 2) + (output,)
-    return _build(Network("mlp", sizes, acts, loss), level)
+    return _build(Network("mlp", sizes, hidden + (output,), loss), level)
+
+
+def hidden_activations(activation, n_hidden: int) -> tuple[str, ...]:
+    """One activation per hidden layer from one name, a list, or names joined by commas."""
+    names = activation.split(",") if isinstance(activation, str) else activation
+    if isinstance(names, str | bytes) or not hasattr(names, "__iter__"):
+        raise TypeError(f"activation must be a name or a list of names, got {activation!r}")
+    names = [name.strip() if isinstance(name, str) else name for name in names]
+    for name in names:  # a bad name is an error even when no layer is hidden
+        registry.activation(name)
+    if len(names) == 1:
+        return tuple(names) * n_hidden
+    if len(names) != n_hidden:
+        raise SpecError(
+            f"{len(names)} activations ({','.join(map(str, names))}) for {n_hidden} hidden "
+            f"layer{'s' if n_hidden != 1 else ''}: give one name, or one per hidden layer"
+        )
+    return tuple(names)
 
 
 def default_loss(output: str) -> str:
@@ -150,7 +171,9 @@ def _build(net: Network, level: str) -> Model:
 
 
 def _hidden(net: Network) -> str | None:
-    return net.activations[0] if len(net.activations) > 1 else None
+    """The hidden activation, or the hidden activations joined by commas when they differ."""
+    hidden = net.activations[:-1]
+    return ",".join(hidden) if len(set(hidden)) > 1 else (hidden or [None])[0]
 
 
 # ---------------------------------------------------------------------------- scalar level

@@ -92,7 +92,8 @@ def make_figures(ctx: ReportContext, out_dir: Path, fmt: str = "pdf", say=None) 
             legend=("shape", "shape of the gradient"),
         )
         figures["layers"], figures["layers_width"] = _save(fig, out_dir / f"layers.{fmt}")
-    names = [a for a in (ctx.model.activation, ctx.model.output) if a]
+    hidden = (ctx.model.activation or "").split(",")  # "relu,tanh": one per hidden layer
+    names = [a for a in (*hidden, ctx.model.output) if a]
     if names:
         say("plotting the activations")
         from .plots import plot_activations
