@@ -9,9 +9,15 @@ from pathlib import Path
 from derive import ACTIVATIONS, LOSSES, BackpropInputError
 from derive.spec import FORMS, build
 
+from .model_file import is_model_file, load_model
+
 
 def add_model_options(parser: argparse.ArgumentParser, spec_required: bool = True) -> None:
-    parser.add_argument("spec", nargs=None if spec_required else "?", help=f"model: {FORMS}")
+    parser.add_argument(
+        "spec",
+        nargs=None if spec_required else "?",
+        help=f"model: {FORMS}, or a file net.py that defines model",
+    )
     parser.add_argument("--activation", help=f"hidden activation: {', '.join(ACTIVATIONS)}")
     parser.add_argument(
         "--output",
@@ -28,6 +34,11 @@ def add_model_options(parser: argparse.ArgumentParser, spec_required: bool = Tru
 
 
 def model_of(args, for_kernels: bool = False):
+    if is_model_file(args.spec):  # net.py defines model; the options are its own business
+        given = [f"--{k}" for k in ("activation", "output", "loss", "level") if getattr(args, k)]
+        if given:
+            raise BackpropInputError(f"{', '.join(given)} does not apply to a model file")
+        return load_model(args.spec)
     return build(args.spec, args.activation, args.output, args.loss, args.level, for_kernels)
 
 

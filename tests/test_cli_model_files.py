@@ -1,0 +1,93 @@
+"""``backprop derive|codegen|check|report net.py``: a file that defines ``model``."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import derive
+from reports.cli.main import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE_FILES = [
+    path
+    for path in (EXAMPLES / "custom_activation.py", EXAMPLES / "residual_net.py")
+    if path.exists()
+]
+
+
+@pytest.fixture(autouse=True)
+def scoped():
+    with derive.scoped_registry():  # a model file's registrations stay in its test
+        yield
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("backprop: error: "), err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_example_files_derive_codegen_and_check(path, capsys, tmp_path):
+    assert main(["derive", str(path)]) == 0
+    assert "Backward pass" in capsys.readouterr().out
+    for target in ("numpy", "jax"):
+        out = tmp_path / f"{target}.py"
+        assert main(["codegen", str(path), "--target", target, "-o", str(out)]) == 0
+        assert "def loss_and_grads(params, X, Y):" in out.read_text()
+    assert main(["check", str(path), "--batch", "4"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("ok: kernel, JAX and FD agree")
+
+
+def test_custom_activation_example_uses_its_registered_activation(capsys):
+    assert main(["derive", str(EXAMPLES / "custom_activation.py")]) == 0
+    out = capsys.readouterr().out
+    assert "swish" in out.splitlines()[0]
+    assert "A1 = Z1/(1 + exp(-Z1))" in out
+
+
+def test_a_model_file_brings_its_own_network(tmp_path, capsys):
+    path = tmp_path / "net.py"
+    path.write_text("import derive\nmodel = derive.mlp([2, 3, 1], activation='tanh')\n")
+    assert main(["derive", str(path)]) == 0
+    assert "tanh hidden" in capsys.readouterr().out
+
+
+def test_a_model_file_imports_its_neighbours(tmp_path, capsys):
+    (tmp_path / "sizes_of_net.py").write_text("SIZES = [2, 3, 1]\n")
+    path = tmp_path / "net.py"
+    path.write_text("import derive\nfrom sizes_of_net import SIZES\nmodel = derive.mlp(SIZES)\n")
+    assert main(["derive", str(path)]) == 0
+    assert "mlp:2-3-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "source, pattern",
+    [
+        ("import derive\n\nx = 1\nmodel = derive.mlp([3, 2], 'swosh')\n", r"line 4: .*'swosh'"),
+        ("def f():\n    return 1 / 0\n\nmodel = f()\n", r"line 2: ZeroDivisionError"),
+        ("x = 1\n", r"defines no 'model'"),
+        ("model = 3\n", r"must be a derive.Model .* got int"),
+        ("def f(:\n", r"line 1: SyntaxError"),
+        ("import sys\nsys.exit(0)\n", r"exited \(code 0\)"),
+        ("raise ValueError('first\\nsecond')\n", r"line 1: ValueError: first$"),
+    ],
+)
+def test_a_bad_model_file_is_one_line_naming_file_and_line(tmp_path, capsys, source, pattern):
+    path = tmp_path / "net.py"
+    path.write_text(source)
+    for command in ("derive", "check"):
+        err = _one_line_error(capsys, [command, str(path)])
+        assert str(path) in err
+        assert re.search(pattern, err.rstrip("\n")), err
+
+
+def test_a_missing_model_file_and_options_that_do_not_apply(tmp_path, capsys):
+    assert "does not exist" in _one_line_error(capsys, ["derive", str(tmp_path / "no.py")])
+    path = tmp_path / "net.py"
+    path.write_text("import derive\nmodel = derive.mlp([2, 1])\n")
+    err = _one_line_error(capsys, ["derive", str(path), "--activation", "tanh"])
+    assert "--activation does not apply to a model file" in err
