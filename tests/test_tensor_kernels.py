@@ -160,3 +160,21 @@ def test_a_wrong_gradient_is_caught_by_the_jax_route():
     _agree(kernel.loss_and_grads(params, X, Y), want, 1e-9, 1e-12)
     with pytest.raises(AssertionError, match="W1"):
         _agree(wrong["loss_and_grads"](params, X, Y), want, 1e-9, 1e-12)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_jax_target_matches_the_jax_route(data):
+    """``target="jax"``: the same derived forms printed over jax.numpy (windows by slicing,
+    ``.at[...].add`` for the in-place sums)."""
+    import jax
+
+    net = data.draw(st.one_of(image_networks(max_convs=1), sequence_networks()))
+    params, X, Y, masks = data.draw(batches_for(net))
+    want = jax_loss_and_grads(net, params, X, Y, masks)
+    kernel = tensor_kernel(net, "jax")
+    assert "import jax.numpy as jnp" in kernel.__source__
+    with jax.enable_x64(True):
+        value, grads = kernel.loss_and_grads(params, X, Y, *([masks] if masks else []))
+        got = (value, {k: np.asarray(v) for k, v in grads.items()})
+    _agree(got, want, 1e-9, 1e-12)

@@ -24,6 +24,7 @@ class ContractionPrinter:
         self.names, self.sizes = names, sizes
         self.windows: dict[str, str] = {}
         self.setup: list[str] = []  # lines that must run before the returned expression
+        self.im2col = None  # a target's own windows(code, shape, axes, steps, rank, tail)
 
     def letters(self, contraction, target_shape) -> dict:
         symbols = list(contraction.target.indices) + [lim[0] for lim in contraction.limits]
@@ -98,6 +99,8 @@ class ContractionPrinter:
         With ``tail``, the window's axes go before the last axis (``(n, h, w, i, j, c)``): the
         copy then moves whole runs of channels, and the kernel ``(i, j, c, o)`` needs no
         transpose to be its matrix."""
+        if self.im2col is not None:  # the target makes its own (JAX has no window view)
+            return self._named_view(code, self.im2col(code, shape, axes, steps, rank, tail))
         view = f"sliding_window_view({code}, {tuple(shape)}, axis={tuple(axes)})"
         if any(step != 1 for _, step in steps):
             by_axis = dict(steps)
@@ -106,15 +109,17 @@ class ContractionPrinter:
         if tail:
             order = [*range(rank - 1), *range(rank, rank + len(shape)), rank - 1]
             view += f".transpose({', '.join(map(str, order))})"
+        return self._named_view(code, f"np.ascontiguousarray({view})")
+
+    def _named_view(self, code: str, view: str) -> str:
+        """``view`` computed once into a named array (``X_cols``) and reused by its key."""
         key = view
         if key not in self.windows:
             name = f"{code.split('[')[0]}_cols"
             while name in self.windows.values():
                 name += "_"
             self.windows[key] = name
-            self.setup.append(
-                f"{name} = np.ascontiguousarray({view})  # im2col: one row per window"
-            )
+            self.setup.append(f"{name} = {view}  # im2col: one row per window")
         return self.windows[key]
 
 
