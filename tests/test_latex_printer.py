@@ -89,13 +89,27 @@ def test_named_factor_is_a_partial_derivative_of_two_nodes():
 
 
 def test_printer_agrees_with_sympy_latex_when_no_notation_applies():
-    """An independent route: with no symbol table, only the parentheses may differ."""
+    """An independent route: with no symbol table, only the parentheses, the thin space
+    between two symbols and the order of terms and factors (w a + b) may differ."""
     d = derive.mlp([2, 3, 2], activation="tanh", output="softmax", loss="cce", level="scalar")
     d = d.derive()
     p = TextbookPrinter()
+
+    def tokens(tex):
+        return sorted(re.findall(r"\\[A-Za-z]+|[A-Za-z0-9]+|[^\s]", tex.replace(r"\,", "")))
+
     for step in d.steps[1:]:
         for expr in (step.named, step.value):
-            assert p.doprint(expr) == plain_parens(latex(expr))
+            assert tokens(p.doprint(expr)) == tokens(plain_parens(latex(expr)))
+
+
+def test_products_print_weight_first_and_sums_bias_last():
+    """The textbook order w a + b, with a thin space between two symbols (``b \\, du``)."""
+    a1, w2, b2, du, b = sp.symbols("a1 w2 b2 du b", real=True)
+    p = TextbookPrinter({"a1": "a^{(1)}", "w2": "w^{(2)}", "b2": "b^{(2)}"})
+    assert p.doprint(a1 * w2 + b2) == r"w^{(2)} \, a^{(1)} + b^{(2)}"
+    assert p.doprint(b * du) == r"b \, du"
+    assert p.doprint(3 * b) == "3 b"
 
 
 def test_values_print_as_numbers_with_negatives_in_parentheses():

@@ -6,6 +6,8 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
+from derive.textbook_order import product_factors
+
 from .kernel_arithmetic import natural_key
 
 
@@ -34,6 +36,9 @@ class EquationPrinter(StrPrinter):
 
     def _print_MatAdd(self, expr):
         return " + ".join(self._print(t) for t in expr.args).replace("+ -", "- ")
+
+    def _print_Mul(self, expr):
+        return textbook_product(self, expr, super()._print_Mul)
 
     def _print_Add(self, expr, order=None):
         terms = sorted(  # as the kernels order them: w*x + b, x2 before x10
@@ -71,3 +76,17 @@ class EquationPrinter(StrPrinter):
 
     def _print_Symbol(self, expr):
         return expr.name
+
+
+def textbook_product(printer: StrPrinter, expr, fallback) -> str:
+    """``w2*a1``, not SymPy's ``a1*w2``: a plain product (whole powers, no quotient) with its
+    weights first (:mod:`derive.textbook_order`); anything else as ``fallback`` prints it."""
+    coeff, rest = expr.as_coeff_mul()
+    factors = [f for f in expr.as_ordered_factors() if not f.is_Number]
+    ordered = product_factors(factors)
+    plain = all(f.is_commutative and not (f.is_Pow and f.exp.is_negative) for f in factors)
+    if ordered == factors or not plain or not coeff.is_Integer:
+        return fallback(expr)
+    parts = [] if abs(coeff) == 1 else [printer._print(abs(coeff))]
+    parts += [printer.parenthesize(f, PRECEDENCE["Mul"]) for f in ordered]
+    return ("-" if coeff < 0 else "") + "*".join(parts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sympy.printing.str import StrPrinter
 
 from derive import Derivation, Model
+from derive.textbook_order import sum_terms
+from numeric.generator.equation_printer import textbook_product
 
 
 class _Printer(StrPrinter):
@@ -19,6 +21,12 @@ class _Printer(StrPrinter):
 
     def _print_MatMul(self, expr):
         return " @ ".join(self.parenthesize(arg, 50) for arg in expr.args)
+
+    def _as_ordered_terms(self, expr, order=None):
+        return sum_terms(super()._as_ordered_terms(expr, order=order))  # w*a + b
+
+    def _print_Mul(self, expr):
+        return textbook_product(self, expr, super()._print_Mul)
 
 
 def _text(expr) -> str:

@@ -278,7 +278,8 @@ class Row:
 
     A form is a SymPy expression (printed and broken by width), a pair (expression, printer)
     to print it with another printer, a list of chunks, or a finished LaTeX string.
-    ``relation`` joins the forms (``=``, or ``\\approx`` before a rounded number).
+    ``relation`` joins the forms (``=``, or ``\\approx`` before a rounded number). A form
+    printed the same as the one before it (or as ``lhs``) is left out.
     """
 
     lhs: str
@@ -298,6 +299,7 @@ def align(rows: list[Row], printer: TextbookPrinter, width: float = TEXT_WIDTH_E
         relations = row.relations or ["="] * len(row.forms)
         lines: list[tuple[str, str]] = []
         room = 0.0  # what is left on the last line, for a short form to join it
+        previous = row.lhs
         for relation, form in zip(relations, row.forms):
             if isinstance(form, list):
                 broken = break_tex(form, budget)
@@ -307,6 +309,9 @@ def align(rows: list[Row], printer: TextbookPrinter, width: float = TEXT_WIDTH_E
                 broken = break_expr(form[0], form[1], budget)
             else:
                 broken = break_expr(form, printer, budget)
+            if " ".join(broken).split() == previous.split():
+                continue  # "= 3 = 3" says nothing twice
+            previous = " ".join(broken)
             if len(broken) == 1 and lines and tex_width(broken[0]) + 2.0 <= room:
                 lead, body = lines[-1]
                 lines[-1] = (lead, f"{body} {relation} {broken[0]}")

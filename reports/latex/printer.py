@@ -30,7 +30,10 @@ from sympy.printing.precedence import PRECEDENCE
 
 from derive.ops import total
 from derive.registry import ACTIVATIONS, LOSSES
+from derive.textbook_order import product_factors, sum_terms
 
+#: a negative number in its own parentheses inside a function's: tanh((-1.5)) -> tanh(-1.5)
+_NESTED_NUMBER = re.compile(r"\((\(-[0-9.]+(?: \\cdot 10\^\{-?\d+\})?\)) ?\)")
 _ENDS_IN_SUPERSCRIPT = re.compile(r"^(?P<base>[^{}^_]*(?:_\{[^{}]*\})?)\^\{(?P<sup>[^{}]*)\}$")
 
 
@@ -60,7 +63,7 @@ class TextbookPrinter(LatexPrinter):
         self.digits = digits
 
     def doprint(self, expr) -> str:
-        return plain_parens(super().doprint(expr))
+        return _NESTED_NUMBER.sub(r"\1", plain_parens(super().doprint(expr)))
 
     def parenthesize(self, item, level, is_neg=False, strict=False) -> str:
         return plain_parens(super().parenthesize(item, level, is_neg, strict))
@@ -126,7 +129,7 @@ class TextbookPrinter(LatexPrinter):
                 return rf"- {front} {self._print(-numer)}"
             return rf"{front} {self._print(numer)}"
         if self._matrix_factor_count(numer) < 2 and self._matrix_factor_count(denom) < 2:
-            return super()._print_Mul(expr)
+            return self._scalar_mul(expr)
         sign = ""
         if numer.could_extract_minus_sign():
             sign, numer = "- ", -numer
@@ -134,6 +137,33 @@ class TextbookPrinter(LatexPrinter):
         if denom != 1:
             return rf"{sign}\frac{{{top}}}{{{self._hadamard(denom)}}}"
         return sign + top
+
+    def _as_ordered_terms(self, expr, order=None):
+        return sum_terms(super()._as_ordered_terms(expr, order=order))  # w a + b
+
+    def _scalar_mul(self, expr) -> str:
+        """A product as a textbook sets it: the weight first (``w a``), and a thin space
+        between two symbols, so ``b \\, du`` does not read as one symbol ``bdu``."""
+        if not isinstance(expr, sp.Mul) or any(isinstance(a, sp.Number) for a in expr.args[1:]):
+            return super()._print_Mul(expr)
+        coeff, _ = expr.as_coeff_mul()
+        factors = [f for f in expr.as_ordered_factors() if not f.is_Number]
+        plain = all(f.is_commutative and not (f.is_Pow and f.exp.is_negative) for f in factors)
+        if not plain or not coeff.is_Integer or len(factors) < 2:
+            return super()._print_Mul(expr)
+        ordered = product_factors(factors)
+        separator = self._settings["mul_symbol_latex"]
+        parts = [] if abs(coeff) == 1 else [self._print(abs(coeff))]
+        for k, factor in enumerate(ordered):
+            text = self._print(factor)
+            if self._needs_mul_brackets(factor, first=not parts, last=k == len(ordered) - 1):
+                text = rf"\left({text}\right)"
+            if parts and separator == " " and factor.is_Symbol and ordered[k - 1].is_Symbol and k:
+                parts.append(r"\,")
+            parts.append(text)
+        return ("- " if coeff < 0 else "") + separator.join(parts).replace(
+            f"{separator}\\,{separator}", " \\, "
+        )
 
     def _matrix_factor_count(self, expr) -> int:
         factors = sp.Mul.make_args(expr)
@@ -161,6 +191,30 @@ class TextbookPrinter(LatexPrinter):
                     inner = rf"\left({inner}\right)"
                 return f"{inner}^{{{exp}}}"
         return super()._print_Pow(expr)
+
+    def _held_branch(self, expr):
+        """With numbers put in, the value of the branch of a Piecewise that holds (or None)."""
+        if self.values is None:
+            return None
+        numbers = {
+            s: sp.Float(self.values[s.name]) for s in expr.free_symbols if s.name in self.values
+        }
+        for value, condition in expr.args:
+            held = condition.xreplace(numbers)
+            if held not in (sp.true, sp.false):
+                return None  # a condition on something without a number
+            if held == sp.true:
+                return value
+        return None
+
+    def _print_Piecewise(self, expr):
+        """With numbers put in, the branch that holds: ``0``, not "(-0.76) for (-0.76) > 0"."""
+        held = self._held_branch(expr)
+        return super()._print_Piecewise(expr) if held is None else self._print(held)
+
+    def _needs_mul_brackets(self, expr, first=False, last=False) -> bool:
+        held = self._held_branch(expr) if isinstance(expr, sp.Piecewise) else None
+        return super()._needs_mul_brackets(expr if held is None else held, first, last)
 
     def _print_rowsum(self, expr, exp=None):
         return rf"\operatorname{{rowsum}}\left({self._print(expr.args[0])}\right)"

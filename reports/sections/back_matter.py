@@ -31,8 +31,7 @@ def listing_section(ctx: ReportContext) -> str:
         label = ctx.equation_label(name, level) if name else None
         safe = _ascii_listing(line.replace("\t", "    "))
         if label:
-            hash_ = "" if "#" in safe else "  #"
-            out.append(f"{safe}{hash_}  (*@\\hfill\\eqref{{{label}}}@*)")
+            out.append(f"{safe}  (*@\\hfill\\eqref{{{label}}}@*)")  # no empty "#" first
         else:
             out.append(safe)
     body = "\n".join(out)
@@ -107,13 +106,16 @@ def _line_names(kernel) -> dict[int, str]:
 
 def plots_section(ctx: ReportContext) -> str:
     """The activation functions with their derivatives, and the finite-difference V curve."""
-    parts = []
+    parts, images = [], []
     if "activations" in ctx.figures:
         panels = len(ctx.figures.get("activation_names", [])) or 1
         width = min(1.0, 0.5 * panels)
+        images.append(
+            f"\\includegraphics[width={width:.2f}\\textwidth]{{{ctx.figures['activations'].name}}}"
+        )
         parts.append(
-            "\\begin{figure}[htbp]\n\\centering\n"
-            f"\\includegraphics[width={width:.2f}\\textwidth]{{{ctx.figures['activations'].name}}}\n"
+            "\\begin{figure}[H]\n\\centering\n"
+            f"{images[-1]}\n"
             "\\caption{Each activation of the network (blue) and its derivative (orange), "
             "both computed from the one SymPy definition in the registry. The derivative is "
             "written in the activation's output where that is cheaper, as the backward pass "
@@ -121,9 +123,10 @@ def plots_section(ctx: ReportContext) -> str:
         )
     if "vcurve" in ctx.figures:
         param = ctx.figures.get("vcurve_param", "")
+        images.append(f"\\includegraphics[width=0.6\\textwidth]{{{ctx.figures['vcurve'].name}}}")
         parts.append(
-            "\\begin{figure}[htbp]\n\\centering\n"
-            f"\\includegraphics[width=0.72\\textwidth]{{{ctx.figures['vcurve'].name}}}\n"
+            "\\begin{figure}[H]\n\\centering\n"
+            f"{images[-1]}\n"
             "\\caption{Error of the central difference "
             "$\\bigl(f(\\theta+h) - f(\\theta-h)\\bigr)/2h$ "
             f"against the exact derivative, for the parameter ${param}$ "
@@ -145,4 +148,17 @@ def plots_section(ctx: ReportContext) -> str:
     if "vcurve" in ctx.figures:
         said.append("Figure~\\ref{fig:vcurve} shows why finite differences need a well-chosen step")
     text = "; ".join(said) + "."
-    return section("Plots", "plots", text + "\n\n" + "\n\n".join(parts))
+    return _keep_together(images) + section("Plots", "plots", text + "\n\n" + "\n\n".join(parts))
+
+
+def _keep_together(images: list[str]) -> str:
+    """TeX that starts a new page unless the heading, its text and every plot (with room
+    for captions) fit on this one: no heading orphaned at a page foot, no plot alone on
+    the last page. The plots are placed here ([H]), not floated away from their section."""
+    box = "\\par ".join(images)
+    return (
+        "\\par\\begingroup\\setbox0=\\vbox{" + box + "}%\n"
+        "\\dimen0=\\pagegoal \\advance\\dimen0 by -\\pagetotal\n"
+        f"\\dimen2=\\ht0 \\advance\\dimen2 by {6 + 4 * len(images)}\\baselineskip\n"
+        "\\ifdim\\dimen0<\\dimen2 \\newpage\\fi\\endgroup\n"
+    )

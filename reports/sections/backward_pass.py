@@ -244,9 +244,11 @@ def _parameter_chains(ctx: ReportContext, derivation) -> str:
     for param in shown:
         named, local = unroll(ctx, derivation, param)
         lhs = printer.doprint(named_factor(model.cost.symbol, param.symbol))
-        forms: list = [named, local]
         closed = derivation.gradient(param.name, closed=True)
-        forms.append(closed)
+        product = _path_product(derivation, param)
+        same = product is not None and sp.expand(product - closed) == 0
+        forms: list = [named] if same and not activation_in(product) else [named, local]
+        forms.append(closed)  # "c 3 = 3 c" says nothing twice: the closed form alone
         rows.append(Row(lhs, forms, f"eq:grad:{param.name}"))
     intro = (
         "Unrolling the recursion gives each parameter's gradient as a product of local "
@@ -263,6 +265,19 @@ def _parameter_chains(ctx: ReportContext, derivation) -> str:
         + "\n"
         + skipped_note(skipped, lambda p: ctx.symbol(derivation, p.name), "parameters")
     )
+
+
+def _path_product(derivation, node):
+    """The product of the local derivatives from ``node`` to the cost, or None at a fork."""
+    product = sp.Integer(1)
+    while node is not derivation.model.cost:
+        step = derivation.step(node)
+        if step.is_fork:
+            return None
+        (branch,) = step.branches
+        product *= local_textbook(branch, node)
+        node = branch.child
+    return product
 
 
 def unroll(ctx: ReportContext, derivation, node) -> tuple[list[Chunk], list[Chunk]]:
