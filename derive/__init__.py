@@ -6,6 +6,7 @@ from .custom import register_activation, register_loss, scoped_registry, unregis
 from .errors import BackpropInputError, IncompatibleError, SpecError, UnknownNameError
 from .evaluate import evaluate
 from .expressions import from_expr, parse_expression
+from .matrix_expressions import from_matrix_expr
 from .model import Derivation, Model
 from .network import network
 from .registry import ACTIVATIONS, LOSSES
@@ -25,6 +26,7 @@ __all__ = [
     "evaluate",
     "layers",
     "from_expr",
+    "from_matrix_expr",
     "logistic_regression",
     "mlp",
     "network",

@@ -64,7 +64,7 @@ class Model:
     @property
     def spec(self) -> str:
         """The spec string that builds this model, e.g. ``mlp:4-3-2``."""
-        if self.kind == "network":
+        if self.kind in ("network", "matrix_expr"):
             return self.source or "network"
         if self.kind == "expr":
             return self.source or f"{self.cost.name} = {self.cost_expression()}"

@@ -1,0 +1,185 @@
+"""derive.from_matrix_expr: a scalar cost over matrices, derived in matrix form; gradients
+against JAX autodiff of the same cost written here in jax.numpy, and finite differences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import derive
+from derive import from_matrix_expr
+from numeric import codegen, verify
+
+jax.config.update("jax_enable_x64", True)
+
+LINEAR = {"X": ("m", 3), "W": (3, 2), "b": (1, 2), "Y": ("m", 2)}
+TWO_LAYERS = {"X": ("m", 3), "W1": (3, 4), "b1": (1, 4), "W2": (4, 2), "Y": ("m", 2)}
+SOFTMAX = {"X": ("m", 3), "W": (3, 4), "Y": ("m", 4)}
+
+#: (text, shapes, the same cost in jax.numpy, written independently)
+CASES = [
+    (
+        "sum((X @ W + b - Y)**2)/m",
+        LINEAR,
+        lambda p, X, Y: jnp.sum((X @ p["W"] + p["b"] - Y) ** 2) / len(X),
+    ),
+    (
+        "mean((tanh(X @ W1 + b1) @ W2 - Y)**2)",
+        TWO_LAYERS,
+        lambda p, X, Y: jnp.mean((jnp.tanh(X @ p["W1"] + p["b1"]) @ p["W2"] - Y) ** 2),
+    ),
+    (
+        "sum(log(rowsum(exp(X @ W))) - rowsum(Y * (X @ W)))/m",
+        SOFTMAX,
+        lambda p, X, Y: jnp.mean(
+            jax.nn.logsumexp(X @ p["W"], axis=1) - jnp.sum(Y * (X @ p["W"]), axis=1)
+        ),
+    ),
+    (
+        "sum((sigmoid(X @ W) - Y)**2)/m + 0.01*sum(W**2)",
+        {"X": ("m", 3), "W": (3, 2), "Y": ("m", 2)},
+        lambda p, X, Y: (
+            jnp.sum((jax.nn.sigmoid(X @ p["W"]) - Y) ** 2) / len(X) + 0.01 * jnp.sum(p["W"] ** 2)
+        ),
+    ),
+    (
+        "sum(X @ W @ V.T)/m + mean(X @ W)**2",
+        {"X": ("m", 3), "W": (3, 2), "V": (4, 2)},
+        lambda p, X, Y: jnp.sum(X @ p["W"] @ p["V"].T) / len(X) + jnp.mean(X @ p["W"]) ** 2,
+    ),
+    (
+        "sum(rowsum((X @ W + b)**2) * Y)/m",
+        LINEAR | {"Y": ("m", 1)},
+        lambda p, X, Y: (
+            jnp.sum(jnp.sum((X @ p["W"] + p["b"]) ** 2, axis=1, keepdims=True) * Y) / len(X)
+        ),
+    ),
+]
+
+
+def _data(model, rows=5, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = model.data_shapes(rows)
+    return rng.normal(size=shapes["X"]), rng.normal(size=shapes["Y"])
+
+
+@pytest.mark.parametrize("text, shapes, oracle", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("target", ["numpy", "jax"])
+def test_gradients_match_jax_autodiff_of_the_same_cost(text, shapes, oracle, target):
+    model = from_matrix_expr(text, shapes)
+    kernel = codegen(model.derive(), target)
+    params = kernel.random_params(seed=1)
+    X, Y = _data(model)
+    with jax.enable_x64(True):
+        J, grads = kernel.loss_and_grads(params, X, Y)
+    as_matrices = {k: v.reshape(shapes[k]) if shapes[k][0] == 1 else v for k, v in params.items()}
+    truth = jax.grad(lambda p: oracle(p, X, Y))(as_matrices)
+    assert J == pytest.approx(float(oracle(as_matrices, X, Y)), rel=1e-12)
+    for name in params:
+        np.testing.assert_allclose(
+            np.asarray(grads[name]).reshape(-1),
+            np.asarray(truth[name]).reshape(-1),
+            rtol=1e-9,
+            atol=1e-12,
+        )
+
+
+@pytest.mark.parametrize("text, shapes, oracle", CASES[:4], ids=[c[0] for c in CASES[:4]])
+def test_the_four_route_check_passes(text, shapes, oracle):
+    assert verify(from_matrix_expr(text, shapes), batch=4).ok
+
+
+def test_finite_differences_of_the_kernel_loss():
+    model = from_matrix_expr(*CASES[1][:2])
+    kernel = codegen(model.derive())
+    params = kernel.random_params(seed=2)
+    X, Y = _data(model)
+    _, grads = kernel.loss_and_grads(params, X, Y)
+    h = 1e-6
+    for name, value in params.items():
+        for index in np.ndindex(value.shape):
+            up, down = ({**params, name: value.copy()} for _ in range(2))
+            up[name][index] += h
+            down[name][index] -= h
+            fd = (kernel.loss(up, X, Y) - kernel.loss(down, X, Y)) / (2 * h)
+            assert grads[name][index] == pytest.approx(fd, rel=1e-5, abs=1e-8)
+
+
+def test_gradients_come_out_in_matrix_form():
+    d = from_matrix_expr("sum((X @ W + b - Y)**2)/m", LINEAR, params=["W", "b"]).derive()
+    assert str(d.gradient("W")) == "X.T*dZ1"
+    assert str(d.gradient("b")) == "1*dZ1"
+    Z1, Y, m = (derive.ops.m if n == "m" else d.model.node(n).symbol for n in ("Z1", "Y", "m"))
+    assert (d.step("Z1").value - 2 * (Z1 - Y) / m).simplify() == 0
+
+
+def test_a_wrong_gradient_is_caught():
+    """The JAX comparison above can fail: the cost without its 1/m has other gradients."""
+    right = codegen(from_matrix_expr("sum((X @ W + b - Y)**2)/m", LINEAR).derive())
+    wrong = codegen(from_matrix_expr("sum((X @ W + b - Y)**2)", LINEAR).derive())
+    params = right.random_params()
+    X, Y = np.ones((4, 3)), np.zeros((4, 2))
+    assert not np.allclose(
+        right.loss_and_grads(params, X, Y)[1]["W"], wrong.loss_and_grads(params, X, Y)[1]["W"]
+    )
+
+
+def test_registered_activations_and_sympy_input():
+    with derive.scoped_registry():
+        derive.register_activation("swish", "x * sigmoid(x)")
+        model = from_matrix_expr("sum(swish(X @ W + b) * Y)/m", LINEAR)
+        assert verify(model, batch=4).ok
+    import sympy as sp
+
+    m = sp.Symbol("m", integer=True, positive=True)
+    X, W = sp.MatrixSymbol("X", m, 3), sp.MatrixSymbol("W", 3, 2)
+    model = from_matrix_expr(sp.Trace((X * W).T * (X * W)), {"X": ("m", 3), "W": (3, 2)})
+    assert model.params[0].name == "W"
+
+
+def test_the_model_reaches_the_cli_through_a_model_file(tmp_path, capsys):
+    from reports.cli.main import main
+
+    path = tmp_path / "linear.py"
+    path.write_text(
+        "import derive\n"
+        "model = derive.from_matrix_expr('sum((X @ W + b - Y)**2)/m',\n"
+        "    {'X': ('m', 3), 'W': (3, 2), 'b': (1, 2), 'Y': ('m', 2)})\n"
+    )
+    assert main(["check", str(path), "--batch", "4"]) == 0
+    assert "ok: kernel, JAX and FD agree" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "text, shapes, pattern",
+    [
+        ("sum(X @ W)", {"X": ("m", 3), "W": (2, 2)}, r"X \(m, 3\) @ W \(2, 2\)"),
+        ("sum(X @ W + b)", {"X": ("m", 3), "W": (3, 2), "b": (1, 3)}, r"is \(m, 2\).*is \(1, 3\)"),
+        ("X @ W", {"X": ("m", 3), "W": (3, 2)}, r"must be a scalar.*\(m, 2\)"),
+        ("sum(foo(X @ W))", {"X": ("m", 3), "W": (3, 2)}, r"unknown function 'foo'; known: sum"),
+        ("sum(X @ V)", {"X": ("m", 3), "W": (3, 2)}, r"unknown symbol 'V'"),
+        ("sum(X @ W)", {"X": ("m", 3), "W": (3, "n")}, r"bad size 'n' in the shape of 'W'"),
+        ("sum(X @ W)", {"X": ("m", 3), "W": (3,)}, r"shape of 'W' must be \(rows, cols\)"),
+        ("sum(X @ W)", {"X": ("m", 3), "W": (3, 0)}, r"bad size 0"),
+        ("sum(X @ W)", {"X": (4, 3), "W": (3, 2)}, r"one example per row"),
+        ("sum(X @ W)", {"X": ("m", 3), "W": (3, 2)}, None),
+        ("sum(X @ W", {"X": ("m", 3), "W": (3, 2)}, r"cannot parse"),
+        ("__import__('os')", {"X": ("m", 3)}, r"unknown function '__import__'"),
+        ("sum(X.real)", {"X": ("m", 3), "W": (3, 2)}, r"unsupported syntax 'X.real'"),
+        ("sum(W**2)", {"X": ("m", 3), "W": (3, 2)}, r"does not use the data X"),
+        ("sum(X @ W**W)", {"X": ("m", 3), "W": (3, 2)}, r"power .* must be a number"),
+    ],
+)
+def test_bad_matrix_expressions_are_refused_by_name(text, shapes, pattern):
+    if pattern is None:
+        from_matrix_expr(text, shapes)
+        return
+    with pytest.raises(derive.BackpropInputError, match=pattern):
+        from_matrix_expr(text, shapes)
+
+
+def test_params_must_be_matrices_of_the_shapes():
+    with pytest.raises(derive.BackpropInputError, match="'V' is not one of the matrices W"):
+        from_matrix_expr("sum(X @ W)", {"X": ("m", 3), "W": (3, 2)}, params=["V"])
+    with pytest.raises(TypeError, match="shapes must be a dict"):
+        from_matrix_expr("sum(X @ W)", [("X", ("m", 3))])
