@@ -52,3 +52,15 @@ def test_the_command_line_exits_0_on_the_example_and_2_on_a_bad_file(tmp_path, c
     assert main([str(empty)]) == 2
     assert "defines no 'model'" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.py")]) == 2
+
+
+def test_backprop_check_codegen_and_report_take_the_convnet_file(tmp_path, capsys):
+    from reports.cli.main import main as backprop
+
+    assert backprop(["check", str(EXAMPLE), "--batch", "1"]) == 0
+    assert "OK: the kernel agrees" in capsys.readouterr().out
+    assert backprop(["codegen", str(EXAMPLE), "--target", "jax"]) == 0
+    assert "import jax.numpy as jnp" in capsys.readouterr().out
+    assert backprop(["derive", str(EXAMPLE)]) == 2  # not yet: one line, no traceback
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tensor network" in err and "Traceback" not in err

@@ -30,3 +30,10 @@ def test_attention_and_average_pool_sections_appear():
     assert "Self-attention" in tex and "Mean over time" in tex and "rowsum" in tex
     tex = report_tex(network((4, 4, 1), [Conv2D(1, 2), AvgPool2D(2), Flatten(), Dense(2)], "mse"))
     assert "AvgPool2D" in tex
+
+
+def test_backprop_report_on_the_model_file_writes_the_pdf(tmp_path, capsys):
+    from reports.cli.main import main as backprop
+
+    assert backprop(["report", "examples/mnist_convnet.py", "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.pdf").stat().st_size > 10_000

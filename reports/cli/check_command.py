@@ -8,6 +8,7 @@ from pathlib import Path
 
 from derive import BackpropInputError
 
+from .model_file import TensorNetworkFile
 from .options import add_model_options, check_seed, model_of
 
 HELP = "check the kernel against JAX autodiff and finite differences"
@@ -32,7 +33,10 @@ def run(args) -> int:
     if args.batch < 1:
         raise BackpropInputError(f"--batch must be a positive integer, got {args.batch}")
     check_seed(args.seed)
-    model = model_of(args, for_kernels=True)
+    try:
+        model = model_of(args, for_kernels=True)
+    except TensorNetworkFile as found:
+        return _check_tensor_network(found.model, args)
     kernel = _kernel_file(args.kernel, model) if args.kernel else None
     try:
         result = verify(model, args.dtype, args.batch, args.seed, kernel=kernel)
@@ -44,6 +48,17 @@ def run(args) -> int:
             f"{kernel.path}, line {frame.lineno}, in {frame.name}: "
             f"{type(err).__name__}: {err}".splitlines()[0]
         ) from err
+    print(result.report())
+    return 0 if result.ok else 1
+
+
+def _check_tensor_network(model, args) -> int:
+    """A tensor network's kernel against JAX and finite differences (no --kernel file yet)."""
+    from numeric.verification.tensor_check import check_tensor_network
+
+    if args.kernel:
+        raise BackpropInputError("--kernel does not apply to a tensor network yet")
+    result = check_tensor_network(model, args.dtype, args.batch, args.seed)
     print(result.report())
     return 0 if result.ok else 1
 

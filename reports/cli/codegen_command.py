@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .model_file import TensorNetworkFile
 from .options import add_model_options, model_of, write
 
 HELP = "write a NumPy (or JAX) kernel module"
@@ -22,7 +23,13 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from numeric import codegen
 
-    derivation = model_of(args, for_kernels=True).derive()
+    try:
+        derivation = model_of(args, for_kernels=True).derive()
+    except TensorNetworkFile as found:  # images or sequences: the index-level printer
+        from numeric.generator.tensor_kernel import tensor_codegen
+
+        write(tensor_codegen(found.model, target=args.target), args.out)
+        return 0
     kernel = codegen(derivation, target=args.target, dtype=args.dtype)
     write(kernel.source, args.out)
     return 0

@@ -16,6 +16,18 @@ from pathlib import Path
 from derive import BackpropInputError, Model
 
 
+class TensorNetworkFile(BackpropInputError):
+    """The file's ``model`` is a tensor network (images, sequences): ``check``, ``codegen``
+    and ``report`` catch this and take ``.model``; any other command says it does not."""
+
+    def __init__(self, path: Path, model):
+        self.model = model
+        super().__init__(
+            f"{path}: 'model' is a tensor network; backprop check, codegen and report take it, "
+            "this command does not yet"
+        )
+
+
 def is_model_file(spec: str | None) -> bool:
     """A spec naming a Python file (``net.py``), not a built-in model or an expression."""
     return isinstance(spec, str) and spec.strip().endswith(".py")
@@ -35,10 +47,7 @@ def load_model(spec: str) -> Model:
         )
     model = namespace["model"]
     if type(model).__name__ == "TensorNetwork":
-        raise BackpropInputError(
-            f"{path}: 'model' is a tensor network; check it with "
-            f"python -m numeric.verification.tensor_check {path}"
-        )
+        raise TensorNetworkFile(path, model)
     if not isinstance(model, Model):
         raise BackpropInputError(
             f"{path}: 'model' must be a derive.Model (from derive.mlp, derive.network, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .model_file import TensorNetworkFile
 from .options import add_model_options, check_seed, model_of
 from .train_command import add_training_options, training_run
 
@@ -44,8 +45,17 @@ def run(args) -> int:
     if args.train:
         print("training the network", file=sys.stderr)
         training = training_run(args, progress=False)
+    try:
+        model = model_of(args)
+    except TensorNetworkFile as found:  # images or sequences: the tensor report
+        from reports.tensor_report import write_tensor_report
+
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {write_tensor_report(found.model, folder / 'report.pdf')}")
+        return 0
     result = write_report(
-        model_of(args),
+        model,
         Path(args.out),
         notation=args.notation,
         seed=args.seed,
