@@ -159,3 +159,31 @@ def test_report_train_flag_reaches_the_training_options():
     report_command.add_arguments(parser)
     args = parser.parse_args(["mlp:2-4-1", "--train", "--data", "xor", "--optimizer", "sgd"])
     assert args.train and args.data == "xor" and args.optimizer == "sgd" and args.seed == 0
+
+
+def test_train_takes_a_model_file_with_dropout(tmp_path, capsys):
+    net = tmp_path / "net.py"
+    net.write_text(
+        "import derive\nfrom derive.layers import Dense, Dropout\n\n"
+        "model = derive.network(2, [Dense(8, activation='tanh'), Dropout(0.2), "
+        "Dense(1, activation='sigmoid')], 'bce')\n"
+    )
+    assert _train(tmp_path, str(net), "--data", "circles", "--lr", "0.05", "--epochs",
+                  "60") == 0  # fmt: skip
+    summary = capsys.readouterr().out
+    assert "Dropout(0.2)" in summary and "on circles (200 examples)" in summary
+    accuracy = float(summary.split("accuracy ")[1].split("%")[0])
+    assert accuracy >= 90
+
+
+def test_the_perceptron_takes_a_model_file_and_per_layer_activations_reach_train(tmp_path, capsys):
+    net = tmp_path / "unit.py"
+    net.write_text("import derive\n\nmodel = derive.mlp([2, 1], activation='step', "
+                   "output='step', loss='mae')\n")  # fmt: skip
+    assert _train(tmp_path, str(net), "--optimizer", "perceptron", "--data", "blobs",
+                  "--batch-size", "1", "--epochs", "20", out="a") == 0  # fmt: skip
+    assert "converged in epoch" in capsys.readouterr().out
+    assert _train(tmp_path, "mlp:2-4-4-1", "--activation", "relu,tanh", "--data", "xor",
+                  "--lr", "0.05", "--epochs", "200", "--batch-size", "4", out="b") == 0  # fmt: skip
+    params = np.load(tmp_path / "b" / "params.npz")
+    assert sorted(params) == ["W1", "W2", "W3", "b1", "b2", "b3"]

@@ -17,6 +17,7 @@ import numpy as np
 from derive.errors import BackpropInputError, UnknownNameError
 from derive.optimizers import OPTIMIZERS, optimizer
 
+from .model_file import is_model_file
 from .options import add_model_options, check_seed, model_of
 
 HELP = "train the kernel on a data set (xor, planar, circles, blobs or a CSV file)"
@@ -55,7 +56,7 @@ def training_run(args, progress: bool | None = None):
         if value < 1:
             raise BackpropInputError(f"{flag} must be a positive integer, got {value}")
     rule = optimizer(args.optimizer, args.lr)
-    if not rule.uses_gradient:  # the perceptron: a step unit, its loss the error rate
+    if not rule.uses_gradient and not is_model_file(args.spec):  # a step unit, error rate
         args.output = args.output or "step"
         args.loss = args.loss or "mae"
     model = model_of(args, for_kernels=True)
