@@ -6,8 +6,9 @@
 The second pool sees an 11×11 map and gives 5×5, dropping the last row and column, as
 Keras's pooling does. No training data is needed to derive, generate or check it:
 
-    python -m numeric.verification.tensor_check examples/mnist_convnet.py
-    python -m reports.tensor_report examples/mnist_convnet.py -o convnet.pdf
+    backprop check examples/mnist_convnet.py      # the kernel against JAX and FD
+    backprop report examples/mnist_convnet.py     # the derivation, in report/report.pdf
+    backprop codegen examples/mnist_convnet.py    # the kernel (--target jax too)
 """
 
 from derive import network

@@ -39,13 +39,24 @@ def _agree(kernel_out, jax_out, rtol, atol):
 
 @_SETTINGS
 @given(st.data())
-def test_image_networks_match_jax_in_float64_and_float32(data):
+def test_image_networks_match_jax_and_finite_differences_in_float64_and_float32(data):
     net = data.draw(image_networks())
     params, X, Y, masks = data.draw(batches_for(net))
     kernel = tensor_kernel(net)
     want = jax_loss_and_grads(net, params, X, Y, masks)
     _agree(_run(kernel, params, X, Y, masks, "float64"), want, 1e-9, 1e-12)
     _agree(_run(kernel, params, X, Y, masks, "float32"), want, 2e-4, 2e-5)
+    _agree_with_finite_differences(kernel, params, X, Y, masks, seed=data.draw(st.integers(0, 99)))
+
+
+def _agree_with_finite_differences(kernel, params, X, Y, masks, seed, entries=2):
+    rng = np.random.default_rng(seed)
+    _, grads = kernel.loss_and_grads(params, X, Y, *([masks] if masks else []))
+    for name, grad in grads.items():
+        chosen = [tuple(int(rng.integers(0, s)) for s in grad.shape) for _ in range(entries)]
+        want = _finite_differences(kernel, params, X, Y, masks, name, chosen)
+        scale = max(1.0, float(np.abs(grad).max()))
+        np.testing.assert_allclose([grad[e] for e in chosen], want, rtol=1e-5, atol=1e-7 * scale)
 
 
 @_SETTINGS
