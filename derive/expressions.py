@@ -146,17 +146,30 @@ def _convert(node: ast.AST) -> sp.Expr:
 def _check_power(base: sp.Expr, exponent: sp.Expr, node: ast.AST) -> None:
     """Refuse a number SymPy would spend minutes writing out (10**10**10) or that no float
     holds, before anything evaluates it: ``|exponent| * log10|base|`` says how many digits."""
-    if exponent.free_symbols:
+    size = _magnitude(exponent)
+    if size is None:
         return
-    size = abs(float(sp.N(exponent, 15)))
     if not base.free_symbols:
-        magnitude = abs(float(sp.N(base, 15)))
+        magnitude = _magnitude(base)
+        if magnitude is None:
+            return
         if magnitude not in (0.0, 1.0) and size * abs(math.log10(magnitude)) > 300:
             raise ExpressionError(
                 f"{_short(ast.unparse(node))} is too large a number (limit about 1e300)"
             )
     elif size > 1_000:
         raise ExpressionError(f"exponent in {_short(ast.unparse(node))} is too large (limit 1000)")
+
+
+def _magnitude(expr: sp.Expr) -> float | None:
+    """``|expr|`` of a number-only expression, or None when it has symbols or no value
+    (``relu(0)`` stays unevaluated; a complex one is refused later, as a whole)."""
+    if expr.free_symbols:
+        return None
+    try:
+        return abs(complex(sp.N(expr, 15)))
+    except (TypeError, ValueError):
+        return None
 
 
 def _call(name: str, args: list[ast.AST]) -> sp.Expr:
@@ -239,6 +252,9 @@ def _split_leaves(leaves, params, inputs):
         return out
 
     params, inputs = resolve(params, "parameter"), resolve(inputs, "input")
+    both = sorted(s.name for s in set(params) & set(inputs))
+    if both:
+        raise ExpressionError(f"{both[0]!r} is given as a parameter and as an input; pick one")
     if not params:
         params = [s for s in leaves if s not in inputs]
     if not params:

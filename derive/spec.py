@@ -49,6 +49,9 @@ def build(
     """
     if not isinstance(spec, str) or not spec.strip():
         raise SpecError(f"empty model spec; expected {FORMS}")
+    for flag, value in (("activation", activation), ("output", output), ("loss", loss)):
+        if isinstance(value, str) and not value.strip():
+            raise SpecError(f"--{flag} {value!r} is empty; give a name, or leave it out")
     match = _KIND.match(spec)
     if match is None:
         _no_options(spec, "an expression", activation=activation, output=output, loss=loss)

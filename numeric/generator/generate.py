@@ -56,11 +56,30 @@ def codegen(derivation, target: str = "numpy", dtype: str = "float64") -> Kernel
     >>> grads["w2"].shape, grads["w2"].dtype
     ((), dtype('float64'))
     """
+    _check_derivation(derivation)
     if target not in PRINTERS:
         raise BackpropInputError(f"unknown codegen target {target!r}; known: {', '.join(TARGETS)}")
     if dtype not in DTYPES:
         raise BackpropInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return Program(derivation).render(PRINTERS[target], dtype)
+
+
+def _check_derivation(derivation) -> None:
+    """A TypeError that says what to pass for the usual slips: a Model, a spec string."""
+    if isinstance(derivation, str):
+        raise TypeError(
+            f"codegen takes a Derivation, not the text {derivation!r}: "
+            f"codegen(derive.build({derivation!r}, for_kernels=True).derive())"
+        )
+    if hasattr(derivation, "derive") and not hasattr(derivation, "steps"):
+        raise TypeError(
+            f"codegen takes a Derivation, got the {type(derivation).__name__} itself: "
+            "call .derive() first, codegen(model.derive())"
+        )
+    if not hasattr(derivation, "model"):
+        raise TypeError(
+            f"codegen takes a Derivation (model.derive()), got {type(derivation).__name__}"
+        )
 
 
 __all__ = ["DTYPES", "TARGETS", "Kernel", "KernelLine", "Program", "codegen"]

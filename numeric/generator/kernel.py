@@ -112,15 +112,30 @@ class Kernel:
 
     @property
     def forward(self):
-        return self.module.forward
+        return self._checked("forward")
 
     @property
     def loss(self):
-        return self.module.loss
+        return self._checked("loss")
 
     @property
     def loss_and_grads(self):
-        return self.module.loss_and_grads
+        return self._checked("loss_and_grads")
+
+    def _checked(self, function: str):
+        """The module's function, first checking X and Y: a list X or a Y of the wrong shape
+        gets a message saying what to pass, not an error from deep inside NumPy."""
+        call = getattr(self.module, function)
+        model = getattr(self.derivation, "model", None)
+
+        def checked(params, X, *rest, **kwargs):
+            data = {"X": X} if function == "forward" else {"X": X, "Y": rest[0] if rest else None}
+            _check_data(model, data)
+            return call(params, X, *rest, **kwargs)
+
+        checked.__name__ = checked.__qualname__ = function
+        checked.__doc__ = call.__doc__
+        return checked
 
     def save(self, path) -> Path:
         """Write the module to ``path`` (a ``.py`` file, or a directory to put one in)."""
@@ -171,6 +186,26 @@ def _shapes(params, path) -> dict[str, tuple[int, ...]]:
             f"{path}: PARAMS must map each parameter name to its shape, got {params!r}"
         )
     return shapes
+
+
+def _check_data(model, data: dict) -> None:
+    for name, value in data.items():
+        if value is None:
+            continue
+        if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+            got = type(value).__name__
+            raise TypeError(f"{name} must be a NumPy array, got {got}: pass np.asarray({name})")
+    if model is None or not hasattr(model, "data_shapes") or not hasattr(data["X"], "ndim"):
+        return
+    if data["X"].ndim == 0:
+        raise BackpropInputError(f"X must have a row per example, got a 0-d array {data['X']}")
+    want = model.data_shapes(data["X"].shape[0])
+    for name, value in data.items():
+        if value is not None and tuple(value.shape) != tuple(want[name]):
+            raise BackpropInputError(
+                f"{name} has shape {tuple(value.shape)}; {model.spec} takes {name} of shape "
+                f"{tuple(want[name])} for a batch of {data['X'].shape[0]}"
+            )
 
 
 def _module_name(name: str) -> str:

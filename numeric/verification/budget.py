@@ -45,8 +45,9 @@ def check_bytes(model, batch: int, itemsize: int = 8) -> float:
     limit = memory_limit()
     if need > limit:
         raise BackpropInputError(
-            f"checking {model.spec} on a batch of {batch} needs about {need / 2**30:.1f} GB "
-            f"({n_params:,} parameters); the limit is {limit / 2**30:.1f} GB "
+            f"checking {model.spec} on a batch of {batch} would run out of memory: it needs "
+            f"about {need / 2**30:.1f} GB ({n_params:,} parameters); the limit is "
+            f"{limit / 2**30:.1f} GB "
             "(set BACKPROP_MEMORY_LIMIT_GB to change it)"
         )
     return need

@@ -98,6 +98,7 @@ def verify(
     it is. Draws are made with the model's own kernel, so they do not depend on the kernel
     under test.
     """
+    _check_model(model)
     dtype = str(np.dtype(dtype))
     if dtype not in TOLERANCES:
         raise BackpropInputError(f"dtype must be one of {', '.join(TOLERANCES)}, got {dtype!r}")
@@ -231,6 +232,20 @@ def verify(
         X=X,
         Y=Y,
     )
+
+
+def _check_model(model) -> None:
+    """A TypeError that says what to pass: the Model, not its Derivation or a spec string."""
+    if hasattr(model, "param_shapes"):
+        return
+    if hasattr(model, "model") and hasattr(model, "steps"):
+        raise TypeError("verify takes the Model, not its Derivation: verify(derivation.model)")
+    if isinstance(model, str):
+        raise TypeError(
+            f"verify takes a Model, not the text {model!r}: "
+            f"verify(derive.build({model!r}, for_kernels=True))"
+        )
+    raise TypeError(f"verify takes a Model (derive.build(spec)), got {type(model).__name__}")
 
 
 class _X64:

@@ -51,7 +51,7 @@ def write(text: str, path: str | None) -> None:
     """``text`` into the file ``-o`` names, or to stdout a line at a time: one large write
     to a pipe whose reader left (``| head``) loses its error in Python's buffer, and the
     command would end with 0 and cut output."""
-    if path:
+    if path is not None:
         _writable_file(path).write_text(text, encoding="utf-8")
         print(f"wrote {path}", file=sys.stderr)
     else:
@@ -60,6 +60,8 @@ def write(text: str, path: str | None) -> None:
 
 
 def _writable_file(path: str) -> Path:
+    if not path.strip():
+        raise BackpropInputError(f"-o {path!r} is empty; give a file name, or leave -o out")
     target = Path(path)
     if target.is_dir():
         raise BackpropInputError(f"-o {path!r} is a directory; give a file name")
