@@ -165,6 +165,95 @@ def model_specs(
     return ModelSpec(kind, sizes, act, output, loss)
 
 
+def hidden_activations() -> tuple[str, ...]:
+    """Every registered activation a hidden layer can take, read when drawn (so a registered
+    custom activation is drawn too), without step and sign (flat: dull examples)."""
+    return tuple(
+        name
+        for name, act in registry.ACTIVATIONS.items()
+        if not act.output_only and name not in ("step", "sign")
+    )
+
+
+LAYER_KINDS = ("Dense", "Residual", "LayerNorm", "Dropout")
+
+
+@st.composite
+def layer_stacks(
+    draw, width: int, *, kinds=LAYER_KINDS, activations=None, max_layers: int = 3,
+    max_width: int = 4, depth: int = 0,
+) -> list:  # fmt: skip
+    """A list of hidden layers (``derive.layers``) for an input of ``width`` features: Dense
+    layers of any width, Residuals whose inner stack keeps ``width``, LayerNorms, Dropouts.
+
+    >>> from hypothesis import given
+    >>> @given(layer_stacks(3, kinds=("LayerNorm",)))
+    ... def test(stack):
+    ...     assert all(type(layer).__name__ == "LayerNorm" for layer in stack)
+    >>> test()
+    """
+    from derive.layers import Dense, Dropout, LayerNorm, Residual
+
+    activations = activations or hidden_activations()
+    stack = []
+    for _ in range(draw(st.integers(0, max_layers))):
+        kind = draw(st.sampled_from([k for k in kinds if k != "Residual" or depth < 1]))
+        if kind == "Dense":
+            units = draw(st.integers(1, max_width))
+            stack.append(Dense(units, draw(st.sampled_from(activations))))
+            width = units
+        elif kind == "LayerNorm":
+            stack.append(LayerNorm(draw(st.sampled_from([1e-5, 1e-3, 0.1]))))
+        elif kind == "Dropout":
+            stack.append(Dropout(draw(st.sampled_from([0.0, 0.1, 0.25, 0.5]))))
+        else:  # inner layers that end at the Residual's width
+            inner = draw(
+                layer_stacks(width, kinds=kinds, activations=activations, max_layers=2,
+                             max_width=max_width, depth=depth + 1)
+            )  # fmt: skip
+            inner_width = _width_after(inner, width)
+            if inner_width != width or not inner:
+                inner.append(Dense(width, draw(st.sampled_from(activations))))
+            stack.append(Residual(*inner))
+    return stack
+
+
+def _width_after(layers, width: int) -> int:
+    for layer in layers:
+        width = layer.width(width)
+    return width
+
+
+@st.composite
+def networks(
+    draw, *, kinds=LAYER_KINDS, activations=None, outputs=OUTPUTS, losses=LOSSES,
+    max_layers: int = 3, max_width: int = 4, weight_decays=(0.0, 0.01),
+):  # fmt: skip
+    """``derive.network`` models: a random stack of hidden layers (:func:`layer_stacks`) and
+    an output Dense layer whose activation and loss fit together (:func:`heads`).
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None)
+    ... @given(networks(max_layers=2))
+    ... def test(model):
+    ...     assert model.kind == "network" and list(model.param_shapes())[-1].startswith("b")
+    >>> test()
+    """
+    from derive.layers import Dense
+    from derive.network import network
+
+    n_in = draw(st.integers(1, max_width))
+    hidden = draw(
+        layer_stacks(n_in, kinds=kinds, activations=activations, max_layers=max_layers,
+                     max_width=max_width)
+    )  # fmt: skip
+    n_min = 2 if _multi_only(outputs, losses) else 1
+    n_out = draw(st.integers(n_min, max(n_min, max_width)))
+    output, loss = draw(heads(n_out, outputs, losses))
+    decay = draw(st.sampled_from(weight_decays))
+    return network(n_in, [*hidden, Dense(n_out, output)], loss, weight_decay=decay)
+
+
 def _kind_usable(kind: str, outputs, losses) -> bool:
     if kind == "logreg":
         return LOGREG_HEAD[0] in outputs and LOGREG_HEAD[1] in losses

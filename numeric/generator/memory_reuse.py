@@ -90,6 +90,7 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
             plan[id(s)] = choice
             home_of[target] = home_of[choice[0]]
             members[home_of[target]].append(target)
+            shapes[target] = shape  # a later formula reading it must see its shape, not ()
         elif not matrix or _fresh_matrix(s.expr):
             home_of[target], members[target], shapes[target] = target, [target], shape
     return plan
