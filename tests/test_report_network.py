@@ -60,3 +60,13 @@ def test_layer_norm_dropout_and_weight_decay_steps_read_as_the_textbook(network_
     assert r"M^{[4]}" in equation(tex, "dA3") and r"\frac{5}{4}" in equation(tex, "dA3")
     assert r"\frac{1}{100} W^{[5]}" in equation(tex, "dW5")
     assert r"\odot" in equation(tex, "dgamma3")
+
+
+def test_the_residual_example_is_a_model_file_the_cli_checks(capsys):
+    from reports.cli.main import main as backprop
+    from reports.cli.model_file import load_model
+
+    model = load_model("examples/residual_net.py")
+    assert model.kind == "network" and [n.name for n in model.by_role("mask")] == ["M4", "M8"]
+    assert backprop(["check", "examples/residual_net.py"]) == 0
+    assert "ok: kernel, JAX and FD agree" in capsys.readouterr().out
