@@ -20,17 +20,25 @@ _CELL = re.compile(r"^# %%(?P<markdown> \[markdown\])?.*$", re.M)
 def cells(source: str) -> list[dict]:
     """Split percent-format source into notebook cells (markdown comments lose their '# ')."""
     marks = list(_CELL.finditer(source))
-    out = []
+    out: list[dict] = []
     for k, mark in enumerate(marks):
         end = marks[k + 1].start() if k + 1 < len(marks) else len(source)
         body = source[mark.end() : end].strip("\n")
         if mark["markdown"]:
             text = "\n".join(re.sub(r"^# ?", "", line) for line in body.splitlines())
-            out.append({"cell_type": "markdown", "metadata": {}, "source": _lines(text)})
+            out.append(
+                {
+                    "cell_type": "markdown",
+                    "id": f"cell-{len(out) + 1}",
+                    "metadata": {},
+                    "source": _lines(text),
+                }
+            )
         elif body.strip():
             out.append(
                 {
                     "cell_type": "code",
+                    "id": f"cell-{len(out) + 1}",  # nbformat 4.5 wants an id on every cell
                     "execution_count": None,
                     "metadata": {},
                     "outputs": [],

@@ -48,19 +48,14 @@ def display(obj):
 # ## 1. 3Blue1Brown: a chain of single neurons
 #
 # Layer $L$ has one neuron: $z^{(L)} = w^{(L)} a^{(L-1)} + b^{(L)}$, $a^{(L)} = \sigma(z^{(L)})$,
-# and one training example costs $C_0 = (a^{(L)} - y)^2$. Three layers:
+# and one training example costs $C_0 = (a^{(L)} - y)^2$. Three layers: the forward pass,
+# then the backward pass from the cost back to the first weight. Each backward line is one
+# step of the chain rule, with the adjoint of a node written as 3Blue1Brown writes it,
+# $\partial C_0/\partial(\text{node})$, and simplified when that is shorter:
 
 # %%
 chain = derive.chain(3, activation="sigmoid", loss="sse")
 chain_d = chain.derive()
-display(show(chain, "3b1b"))
-
-# %% [markdown]
-# The backward pass walks from the cost back to the first weight. Each line is one step of
-# the chain rule, with the adjoint of a node written as 3Blue1Brown writes it,
-# $\partial C_0/\partial(\text{node})$, and simplified when that is shorter:
-
-# %%
 display(show(chain_d, "3b1b"))
 
 # %% [markdown]

@@ -90,7 +90,9 @@ def _hits(box, polygons, slack=0.5) -> bool:
 
 
 def _overlap(a, b, slack=0.5) -> bool:
-    return a.x0 < b.x1 - slack and b.x0 < a.x1 - slack and a.y0 < b.y1 - slack and b.y0 < a.y1 - slack
+    return (
+        a.x0 < b.x1 - slack and b.x0 < a.x1 - slack and a.y0 < b.y1 - slack and b.y0 < a.y1 - slack
+    )
 
 
 @pytest.mark.parametrize("spec, options", SPECS, ids=[f"{s} {o}" for s, o in SPECS])
@@ -108,7 +110,7 @@ def test_no_edge_crosses_a_node_and_no_text_covers_anything(spec, options):
             for k, (owner, kind, box, text) in enumerate(texts):
                 if not (canvas.x0 <= box.x0 and box.x1 <= canvas.x1 and canvas.y0 <= box.y0):
                     problems.append(f"{text!r} ({owner}) leaves the figure")
-                for other_owner, other_kind, other, other_text in texts[k + 1 :]:
+                for _, _, other, other_text in texts[k + 1 :]:
                     if _overlap(box, other):
                         problems.append(f"{text!r} ({owner}) overlaps {other_text!r}")
                 for (child, parent), polygons in edges.items():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import sympy as sp
 
 from reports.latex.notation import family
 from reports.latex.printer import format_number
 from reports.latex.textbook import local_textbook
 from reports.sections.context import ReportContext
-from reports.sections.numbers import fd_error_curve
+from reports.sections.numbers import cost_function, fd_error_curve
 
 from .graph import MAX_NODES_WITH_EDGE_LABELS, NodeText, graph_figure, should_hide_params
 
@@ -107,11 +108,12 @@ def make_figures(ctx: ReportContext, out_dir: Path, fmt: str = "pdf", say=None) 
         say("measuring finite-difference errors (the V curve)")
         from .plots import plot_v_curve
 
-        param = _v_curve_param(ctx)
+        param, curved = _v_curve_param(ctx)
         curves = fd_error_curve(ctx.scalar, ctx.instance, param)
         label = ctx.symbol(ctx.scalar, param)
         figures["vcurve"] = plot_v_curve(curves, out_dir / f"vcurve.{fmt}", label, ctx.dtype)
         figures["vcurve_param"] = label
+        figures["vcurve_curved"] = curved
     elif (
         ctx.kernel is not None and hasattr(ctx.kernel, "loss_and_grads") and ctx.matrix is not None
     ):
@@ -144,12 +146,38 @@ def _save(fig, path: Path) -> tuple[Path, float]:
     return path, width
 
 
-def _v_curve_param(ctx: ReportContext) -> str:
-    """A first-layer parameter with a large gradient (a dead relu unit would show nothing)."""
+def _v_curve_param(ctx: ReportContext) -> tuple[str, bool]:
+    """The parameter the V curve varies, and whether the cost bends along it.
+
+    The central difference errs by h² f'''/6 (truncation) plus rounding. Where the cost is
+    linear or quadratic along a parameter (along every one of Ng's J = 3(a + bc)), f''' is
+    zero and there is no V. So: among the first layer's parameters (a dead relu unit would
+    show nothing), one whose third derivative at the example is not zero, with the largest
+    gradient; else any parameter that bends; else, saying so, the largest gradient.
+    """
     params = ctx.scalar.model.params
     first_families = list(dict.fromkeys(family(p) for p in params))[:2]
-    candidates = [p for p in params if family(p) in first_families]
-    best = max(candidates, key=lambda p: abs(ctx.instance.adjoint(p.name)))
-    if ctx.instance.adjoint(best.name) == 0:
-        best = max(params, key=lambda p: abs(ctx.instance.adjoint(p.name)))
-    return best.name
+    first = [p for p in params if family(p) in first_families]
+    run = cost_function(ctx.scalar.model)
+    leaves = ctx.instance.leaves
+    bends = {p.name: _third_derivative(run, leaves, p.name) != 0 for p in params}
+    gradient = {p.name: abs(ctx.instance.adjoint(p.name)) for p in params}
+    for pool in (first, params):
+        live = [p.name for p in pool if bends[p.name] and gradient[p.name] > 0]
+        if live:
+            return max(live, key=gradient.get), True
+    return max((p.name for p in params), key=gradient.get), False
+
+
+def _third_derivative(run, leaves: dict, name: str, h: float = 0.05) -> float:
+    """f''' along one leaf by the five-point difference; 0 when it is lost in rounding."""
+
+    def f(t: float) -> float:
+        env = {k: np.asarray(v) for k, v in leaves.items()}
+        env[name] = np.asarray(leaves[name] + t)
+        return float(run(env))
+
+    values = [f(k * h) for k in (-2, -1, 0, 1, 2)]
+    third = (values[4] - 2 * values[3] + 2 * values[1] - values[0]) / (2 * h**3)
+    noise = 1e-9 * (1 + max(abs(v) for v in values)) / h**3
+    return third if abs(third) > noise else 0.0

@@ -135,9 +135,8 @@ def plots_section(ctx: ReportContext) -> str:
                 if ctx.figures.get("vcurve_batch")
                 else "at the worked example. "
             )
-            + "For large $h$ the truncation error falls like $h^2$; for small $h$ rounding "
-            "error grows like $\\varepsilon/h$. The best step sits near $\\varepsilon^{1/3}$ "
-            "(dotted), far larger in \\texttt{float32} than in \\texttt{float64}.}"
+            + _v_curve_reading(ctx, param)
+            + "}"
             "\\label{fig:vcurve}\n\\end{figure}"
         )
     if not parts:
@@ -161,4 +160,21 @@ def _keep_together(images: list[str]) -> str:
         "\\dimen0=\\pagegoal \\advance\\dimen0 by -\\pagetotal\n"
         f"\\dimen2=\\ht0 \\advance\\dimen2 by {6 + 4 * len(images)}\\baselineskip\n"
         "\\ifdim\\dimen0<\\dimen2 \\newpage\\fi\\endgroup\n"
+    )
+
+
+def _v_curve_reading(ctx: ReportContext, param: str) -> str:
+    """What the V curve shows: a V, or (the cost not bending along the parameter) rounding
+    error alone."""
+    if ctx.figures.get("vcurve_curved", True):
+        return (
+            "For large $h$ the truncation error falls like $h^2$; for small $h$ rounding "
+            "error grows like $\\varepsilon/h$. The best step sits near $\\varepsilon^{1/3}$ "
+            "(dotted), far larger in \\texttt{float32} than in \\texttt{float64}."
+        )
+    return (
+        f"The cost is linear or quadratic along ${param}$ (as along every parameter), so the "
+        "central difference has no truncation error and the plot shows no V, only rounding "
+        "error, which grows like $\\varepsilon/h$ as $h$ shrinks. A step where the difference "
+        "is exact has no point on the logarithmic axis."
     )

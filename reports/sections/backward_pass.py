@@ -176,7 +176,8 @@ def _backward_steps(ctx: ReportContext, derivation) -> str:
         f"adjoint of a node is the derivative of ${cost}$ with respect to it; it is the sum, "
         "over the node's children, of the child's adjoint times the local derivative on "
         "the edge (Section~\\ref{sec:local}). Each step below shows that sum of named "
-        "factors, the factors filled in, and the simplified form when it is shorter."
+        "factors, the factors filled in, and the simplified form when it is shorter, with "
+        "the adjoints it uses written out first so that what cancels can be seen."
     )
     forks = [s for s in steps if s.is_fork]
     if forks:
@@ -218,8 +219,25 @@ def _step_forms(ctx: ReportContext, derivation, step) -> list:
         forms.append(textbook_chunks)
     forms.append(step.named)
     if step.simplified:
-        forms.append(step.value)
+        forms += _substituted(derivation, step) + [step.value]
     return forms
+
+
+def _substituted(derivation, step) -> list:
+    """The children's adjoints written out before simplifying, so the cancellation is seen:
+    ``a da (1 - a)`` with ``da = (a - y)/(a(1 - a))`` put in, then ``a - y``."""
+    if derivation.model.level != "scalar":
+        return []
+    known = {}
+    for branch in step.branches:
+        child = derivation._by_node.get(branch.child)
+        if child is not None and not isinstance(child.value, sp.Symbol):
+            known[child.adjoint] = child.value
+    if not known or not step.named.has(*known):
+        return []
+    with sp.evaluate(False):
+        written_out = step.named.xreplace(known)
+    return [written_out]
 
 
 def _juxtapose(*factors: str) -> str:

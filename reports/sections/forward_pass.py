@@ -19,7 +19,12 @@ from .context import ReportContext
 def forward_section(ctx: ReportContext) -> str:
     """The forward pass as numbered equations, ending in the cost as the mean loss."""
     parts = []
-    if ctx.scalar is not None:
+    if ctx.model.kind == "expr":  # an expression: no examples, no batch, no mean
+        parts.append(
+            "Each node of the expression is computed from the nodes before it:\n"
+            + forward_rows(ctx, ctx.scalar)
+        )
+    elif ctx.scalar is not None:
         parts.append(
             "For one example, each node is computed from the nodes before it:\n"
             + forward_rows(ctx, ctx.scalar)

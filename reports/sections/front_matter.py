@@ -85,13 +85,14 @@ def _version(package: str) -> str:
 # ---------------------------------------------------------------------------- 2. notation
 
 
+#: what a node of each role is: (one, several)
 _MEANINGS = {
-    "input": "input of one example",
-    "target": "target of one example",
-    "param": "parameter",
-    "hidden": "hidden value",
-    "output": "network output",
-    "loss": "loss",
+    "input": ("input", "inputs"),
+    "target": ("target", "targets"),
+    "param": ("parameter", "parameters"),
+    "hidden": ("hidden value", "hidden values"),
+    "output": ("network output", "network outputs"),
+    "loss": ("loss", "losses"),
 }
 
 
@@ -99,7 +100,9 @@ def notation_section(ctx: ReportContext) -> str:
     """Symbol, meaning and shape: one row per family of nodes, then the adjoint convention."""
     rows = []
     for derivation in (ctx.scalar, ctx.matrix):
-        if derivation is not None:
+        if derivation is not None and ctx.model.kind == "expr":
+            rows += _expression_rows(ctx, derivation)
+        elif derivation is not None:
             rows += _notation_rows(ctx, derivation)
     rows += _convention_rows(ctx)
     body = "\n".join(f"  {a} & {b} & {c} \\\\" for a, b, c in rows)
@@ -114,6 +117,12 @@ def notation_section(ctx: ReportContext) -> str:
 
 def _notation_prose(ctx: ReportContext) -> str:
     n = ctx.notation
+    if ctx.model.kind == "expr":
+        output = ctx.symbol(ctx.main, ctx.main.model.cost.name)
+        return (
+            f"The expression is computed in steps, one node each; for a quantity $v$, "
+            f"$d{{v}}$ is the derivative of the output ${output}$ with respect to $v$. "
+        )
     if n.name == "ng":
         text = (
             "Superscript $[l]$ is the layer, subscripts are units; for a quantity $v$, "
@@ -155,14 +164,32 @@ def _notation_rows(ctx: ReportContext, derivation) -> list[tuple[str, str, str]]
     return rows
 
 
+def _expression_rows(ctx: ReportContext, derivation) -> list[tuple[str, str, str]]:
+    """One row per node of an expression: its inputs, the steps between, the output."""
+    printer = ctx.printer(derivation)
+    rows = []
+    for node in derivation.model.nodes:
+        if node.is_leaf:
+            what = "input of the expression (a variable it is differentiated by)"
+        else:
+            step = (
+                "output of the expression" if node is derivation.model.cost else "intermediate node"
+            )
+            what = f"{step}, ${ctx.symbol(derivation, node.name)} = {printer.doprint(node.expr)}$"
+        rows.append((ctx.symbol(derivation, node.name), what, "\\text{scalar}"))
+    return rows
+
+
 def _kind(node) -> tuple:
     """What a scalar node is, whatever its layer: (role, operation, letter)."""
     return (node.role, getattr(node.op, "name", node.label), node.name[:1])
 
 
 def _meaning(node, model, count: int) -> str:
-    role = _MEANINGS.get(node.role, node.role)
+    one, several = _MEANINGS.get(node.role, (node.role, node.role))
     level = "matrix" if model.level == "matrix" else "scalar"
+    batch = level == "matrix" and node.role in ("input", "target")  # X holds m examples
+    role = one if count == 1 and not batch else several
     op = getattr(node.op, "name", None)
     if node.role == "param":
         kind = "weight" if node.name[0] in "Ww" else "bias"
@@ -174,13 +201,15 @@ def _meaning(node, model, count: int) -> str:
             else f"loss of one example ({tex_escape(model.loss or 'expression')})"
         )
     elif node.role in ("hidden", "output") and op:
-        what = f"{role}{'s' if count > 1 else ''} after {tex_escape(op)}"
+        what = f"{role} after {tex_escape(op)}"
     elif node.role in ("hidden", "output") and node.label in ("+", "@"):
         what = "pre-activation (weighted input plus bias)"
     else:
-        what = role + ("s" if count > 1 else "")
+        what = role
     if level == "matrix" and node.role in ("input", "target", "hidden", "output"):
         what += ", one row per example"
+    elif node.role in ("input", "target"):
+        what += " of one example"
     return what
 
 
