@@ -63,3 +63,29 @@ def test_a_wrong_spelling_is_caught():
     wrong = (1 + np.tanh(x / 2)) / 2
     exact = _exact("sigmoid", x)
     assert not np.all(np.abs(wrong - exact) <= RTOL["float64"] * np.abs(exact))
+
+
+def test_select_by_masks_docstring_examples_run():
+    import doctest
+
+    from numeric.generator import numpy_forms
+
+    assert doctest.testmod(numpy_forms).failed == 0
+
+
+def test_a_branch_that_can_be_infinite_keeps_np_where():
+    """a * c + b * ~c is nan where the unselected b is inf or nan (log of a negative entry);
+    np.where is not, so only finite-everywhere branches are summed."""
+    from numeric.generator.numpy_forms import select_by_masks
+    from numeric.generator.numpy_printer import NumPyPrinter
+
+    z = sp.Symbol("Z1", real=True)
+    guarded = sp.Piecewise((z, z > 0), (sp.log(-z), True))
+    assert select_by_masks(guarded) is None
+    assert NumPyPrinter().doprint(guarded).startswith("np.where(")
+    leaky = sp.Piecewise((z, z >= 0), (z / 100, True))
+    code = NumPyPrinter().doprint(leaky)
+    Z1 = np.array([-3.0, -0.0, 0.0, 2.5, -1e300, np.inf])
+    with np.errstate(invalid="ignore"):
+        got = eval(code, {"np": np, "Z1": Z1})  # noqa: S307  (our own printed code)
+    assert np.array_equal(got[:-1], np.where(Z1 >= 0, Z1, Z1 / 100)[:-1])

@@ -38,6 +38,10 @@ machine's noise), so the form a reader recognises stays.
 
 from __future__ import annotations
 
+import sympy as sp
+
+from .kernel_forms import masked_value
+
 # Functions a NumPy kernel defines once and calls by name (the JAX printer keeps its own:
 # XLA fuses them whatever the spelling). Each takes an array or a number and returns a new
 # array.
@@ -54,3 +58,31 @@ HELPERS = {
     """Softplus log(1 + exp(u)) = max(u, 0) + log1p(exp(-|u|)), without overflow."""
     return np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u)))''',
 }
+
+
+def select_by_masks(expr) -> tuple | None:
+    """``(a, c, b)`` when ``expr`` is ``a if c else b`` that NumPy should compute as
+    ``a * c + b * ~c`` rather than ``np.where(c, a, b)``; None otherwise.
+
+    ``np.where`` branches per entry: on the random signs of a layer's pre-activations it
+    mispredicts, 59 µs against 25 µs for the two products and their sum (256×64 float64;
+    61 against 14 in float32, measured as ``bench.elementwise_forms`` does). The sum equals
+    the selected value exactly (``a * 1 + b * 0``) only where the other value is finite, so
+    both must be finite wherever they are computed: sums and products of arrays and numbers
+    (leaky ReLU's ``Z`` and ``Z/100``), no function or power. ``a if c else 0`` is the
+    single product of :func:`numeric.generator.kernel_forms.masked_value`, not this.
+
+    >>> z = sp.Symbol("Z1", real=True)
+    >>> select_by_masks(sp.Piecewise((z, z >= 0), (z / 100, True)))
+    (Z1, Z1 >= 0, Z1/100)
+    >>> select_by_masks(sp.Piecewise((z, z > 0), (sp.exp(z) - 1, True))) is None
+    True
+    """
+    if not isinstance(expr, sp.Piecewise) or len(expr.args) != 2 or masked_value(expr):
+        return None
+    (value, cond), (other, always) = expr.args[0].args, expr.args[1].args
+    if always != sp.true or not (value.free_symbols or other.free_symbols):
+        return None
+    if any(v.has(sp.Function) or v.has(sp.Pow) for v in (value, other)):
+        return None
+    return value, cond, other
