@@ -114,6 +114,11 @@ def hidden_activations(activation, n_hidden: int) -> tuple[str, ...]:
     names = [name.strip() if isinstance(name, str) else name for name in names]
     for name in names:  # a bad name is an error even when no layer is hidden
         registry.activation(name)
+    if n_hidden == 0 and not isinstance(activation, str):  # a list asks for hidden layers
+        raise SpecError(
+            f"activation={activation!r} has no hidden layer to take it (an MLP of 2 sizes has "
+            "none); leave it out"
+        )
     if len(names) == 1:
         return tuple(names) * n_hidden
     if len(names) != n_hidden:

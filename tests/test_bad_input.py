@@ -332,6 +332,7 @@ ROWS = [
     (lambda: derive.from_expr(sp.Symbol('a"""', real=True) * 2), CLI, '\'a"""\''),
     (lambda: derive.from_expr(sp.Symbol("a\\b", real=True) * 2), CLI, "a\\\\b"),
     (lambda: derive.mlp([3, 2], activation=5), TypeError, "5"),
+    (lambda: derive.mlp([3, 2], activation=["relu"]), CLI, "no hidden layer to take it"),
     (lambda: derive.chain(2, activation="swish"), CLI, "'swish'"),
     (lambda: derive.build("mlp:3-2", level="vector"), CLI, "'vector'"),
     (lambda: derive.mlp([3, 4, 2], activation=["relu", "tanh"]), CLI, "2 activations"),

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ["J = a*b"]  # the smallest report: the run is mostly imports and pdflatex
 
-pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex")
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex")
 
 
 def _start(out: Path) -> subprocess.Popen:
@@ -53,6 +53,7 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".building-" in p.name or ".old-" in p.name)
 
 
+@needs_pdflatex
 @pytest.mark.parametrize(
     "kills",
     [
@@ -89,3 +90,42 @@ def test_a_killed_report_run_keeps_the_earlier_report_and_leaves_nothing(tmp_pat
     after = _start(out)
     assert after.wait(timeout=300) == 0, after.stderr.read()
     assert _leftovers(tmp_path) == []  # ... and the next run removed it
+
+
+def test_the_next_run_removes_a_dead_runs_folders_and_brings_back_a_report(tmp_path):
+    from reports.document import write_report
+
+    dead = 2**22 + 12345  # above the default pid_max: no process has it
+    out = tmp_path / "report"
+    old = tmp_path / f".report.old-{dead}-abc"
+    old.mkdir()
+    (old / "report.tex").write_text("the earlier report")
+    (old / ".backprop-report").write_text("")
+    (tmp_path / f".report.building-{dead}-xyz").mkdir()
+    alive = tmp_path / f".report.building-{os.getpid()}-live"  # a run still going: kept
+    alive.mkdir()
+    write_report(derive_model(), out, compile_pdf=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "report"]
+
+
+def test_a_failed_pdflatex_names_its_log_where_it_now_is(tmp_path, monkeypatch):
+    from reports import document
+    from reports.latex import pdflatex
+
+    def failing(tex_path, engine=None, progress=None):
+        log = tex_path.with_suffix(".log")
+        log.write_text("! Undefined control sequence.\n")
+        raise pdflatex.LatexError(f"pdflatex failed: ! Undefined control sequence. (log: {log})")
+
+    monkeypatch.setattr(pdflatex, "compile_pdf", failing)
+    monkeypatch.setattr(pdflatex, "find_engine", lambda preferred=None: pdflatex.Engine("x", "x"))
+    with pytest.raises(pdflatex.LatexError) as info:
+        document.write_report(derive_model(), tmp_path / "report")
+    log = str(info.value).split("(log: ")[1].split(")")[0]
+    assert Path(log).exists() and ".report.failed" in log
+
+
+def derive_model():
+    import derive
+
+    return derive.from_expr("J = a*b")
