@@ -202,3 +202,14 @@ def test_plots_heading_and_both_plots_share_the_last_page(tmp_path_factory):
 
 def test_readme_claims_no_page_count():
     assert not re.search(r"\b\d+ pages\b", (ROOT / "README.md").read_text())
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext not installed")
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_chain_notation_table_ends_on_its_first_page(tmp_path_factory):
+    result, _ = _tex("chain:3", {}, tmp_path_factory, pdf=True)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(result.pdf), "-"], capture_output=True, text=True
+    ).stdout
+    first, second = text.split("\f")[:2]
+    assert "elementwise (Hadamard) product" in first and "Meaning" not in second

@@ -108,7 +108,7 @@ def notation_section(ctx: ReportContext) -> str:
     body = "\n".join(f"  {a} & {b} & {c} \\\\" for a, b, c in rows)
     intro = f"Symbols follow {tex_escape(ctx.notation.title)}. " + _notation_prose(ctx)
     table = (
-        "\\begin{longtable}{@{}>{$}l<{$}p{0.55\\textwidth}>{$}l<{$}@{}}\n\\toprule\n"
+        "\\begin{longtable}{@{}>{$}l<{$}p{0.6\\textwidth}>{$}l<{$}@{}}\n\\toprule\n"
         "\\text{Symbol} & Meaning & \\text{Shape} \\\\\n\\midrule\n\\endhead\n"
         f"{body}\n\\bottomrule\n\\end{{longtable}}\n"
     )
@@ -206,7 +206,7 @@ def _meaning(node, model, count: int) -> str:
         what = "pre-activation (weighted input plus bias)"
     else:
         what = role
-    if level == "matrix" and node.role in ("input", "target", "hidden", "output"):
+    if batch:  # the prose says rows are examples; the table says it once, for X and Y
         what += ", one row per example"
     elif node.role in ("input", "target"):
         what += " of one example"
