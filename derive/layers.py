@@ -172,6 +172,16 @@ class Dropout:
 LAYERS = (Dense, Residual, LayerNorm, Dropout)
 
 
+def layer_list(layers) -> list:
+    """``layers`` as a non-empty list (any iterable of layers, not a string)."""
+    if isinstance(layers, str | bytes) or not hasattr(layers, "__iter__"):
+        raise BackpropInputError(f"layers must be a list of layers, got {layers!r}")
+    layers = list(layers)
+    if not layers:
+        raise BackpropInputError("a network needs at least one layer, got an empty list")
+    return layers
+
+
 def check_layer(layer) -> None:
     if not isinstance(layer, LAYERS):
         known = ", ".join(cls.__name__ for cls in LAYERS)

@@ -25,7 +25,7 @@ from . import registry
 from .errors import BackpropInputError, IncompatibleError
 from .graph import Node
 from .layer_ops import DecayedCostOp, Mask
-from .layers import Dense, _exact, activations_of, check_layer
+from .layers import Dense, _exact, activations_of, check_layer, layer_list
 from .model import Model
 from .ops import CostOp, m
 from .tensor_layers import TENSOR_LAYERS
@@ -156,11 +156,7 @@ def _inputs(n_inputs) -> int:
 
 
 def _layer_list(layers) -> list:
-    if isinstance(layers, str | bytes) or not hasattr(layers, "__iter__"):
-        raise BackpropInputError(f"layers must be a list of layers, got {layers!r}")
-    layers = list(layers)
-    if not layers:
-        raise BackpropInputError("a network needs at least one layer, got an empty list")
+    layers = layer_list(layers)
     for layer in layers:
         check_layer(layer)
     return layers

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from . import registry, tensor_ops
 from .errors import BackpropInputError, IncompatibleError
-from .layers import LAYERS, Dense, Dropout
+from .layers import LAYERS, Dense, Dropout, layer_list
 from .tensor_layers import (
     TENSOR_LAYERS,
     Conv2D,
@@ -140,11 +140,7 @@ def _shape(input_shape) -> tuple:
 
 
 def _layers(layers) -> list:
-    if isinstance(layers, str | bytes) or not hasattr(layers, "__iter__"):
-        raise BackpropInputError(f"layers must be a list of layers, got {layers!r}")
-    layers = list(layers)
-    if not layers:
-        raise BackpropInputError("a network needs at least one layer, got an empty list")
+    layers = layer_list(layers)
     for layer in layers:
         if not isinstance(layer, TENSOR_LAYERS + (Dense, Dropout)):
             known = ", ".join(c.__name__ for c in TENSOR_LAYERS + (Dense, Dropout))
