@@ -25,6 +25,7 @@ from sympy import OneMatrix
 
 from . import registry
 from .errors import BackpropInputError
+from .expressions import _BINARY
 from .graph import Node
 from .model import Model
 from .ops import DenseOp, _stand_in, m, rowsum, total
@@ -277,7 +278,7 @@ class _Reader:
                     f"{_shape(b.shape)}: the inner sizes differ"
                 )
             return _Value("linear", a * b, (a.shape[0], b.shape[1]), _union(pa, pb))
-        if op not in (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow):
+        if op not in _ARITHMETIC:
             raise MatrixExpressionError(f"unsupported operator in {_text(node)!r}")
         if left.kind == right.kind == "number":
             return _Value("number", _ARITHMETIC[op](left.expr, right.expr), ())
@@ -361,13 +362,8 @@ class _Reader:
         return _Value("elementwise", result, value.shape, parents)
 
 
-_ARITHMETIC = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.Pow: lambda a, b: a**b,
-}
+#: the scalar parser's operators; ``^`` (a power there) stays refused among matrices
+_ARITHMETIC = {op: fn for op, fn in _BINARY.items() if op is not ast.BitXor}
 
 
 def _known_functions() -> list[str]:
