@@ -3,8 +3,8 @@
 Each factor's indices say how to view its array: a plain index is an axis; ``s h + i`` is a
 window (``sliding_window_view``, every ``s``-th position: im2col); ``k - 1 - i`` is the axis
 read backwards (a flipped kernel); ``(y W + x) C + c`` splits a flat axis (a reshape). The
-views are then contracted by one matrix product where the letters allow it (``A @ B``,
-``np.tensordot``), by ``np.einsum`` otherwise. Nothing here knows which op it prints.
+views are then contracted by one matrix product where the letters allow it (``A @ B``),
+by ``np.einsum`` otherwise. Nothing here knows which op it prints.
 """
 
 from __future__ import annotations
@@ -274,23 +274,6 @@ def _arranged(code: str, subs: str, want: str) -> str | None:
     if len(subs) == 2 or subs[:-2] == want[:-2] and subs[-2:] == want[-1:-3:-1]:
         return f"{code}.T" if len(subs) == 2 else f"np.swapaxes({code}, -1, -2)"
     return f"{code}.transpose({', '.join(str(subs.index(x)) for x in want)})"
-
-
-def _tensordot(a, b, out: str) -> str | None:
-    """``np.tensordot`` (one matrix product) when no letter is shared by both and the output."""
-    (ca, sa), (cb, sb) = a, b
-    if any(x in sb and x in out for x in sa):
-        return None
-    summed = [x for x in sa if x in sb]
-    axes_a = [sa.index(x) for x in summed]
-    axes_b = [sb.index(x) for x in summed]
-    result = "".join(x for x in sa if x not in summed) + "".join(x for x in sb if x not in summed)
-    if sorted(result) != sorted(out):
-        return None
-    text = f"np.tensordot({ca}, {cb}, axes=({axes_a}, {axes_b}))"
-    if result != out:
-        text += f".transpose({', '.join(str(result.index(x)) for x in out)})"
-    return text
 
 
 def _scaled(text: str, coefficient) -> str:
