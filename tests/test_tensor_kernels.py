@@ -37,15 +37,19 @@ def _agree(kernel_out, jax_out, rtol, atol):
         np.testing.assert_allclose(grads[name], want, rtol=rtol, atol=atol * scale, err_msg=name)
 
 
+def _agree_with_jax_in_float64_and_float32(kernel, net, params, X, Y, masks):
+    want = jax_loss_and_grads(net, params, X, Y, masks)
+    _agree(_run(kernel, params, X, Y, masks, "float64"), want, 1e-9, 1e-12)
+    _agree(_run(kernel, params, X, Y, masks, "float32"), want, 2e-4, 2e-5)
+
+
 @_SETTINGS
 @given(st.data())
 def test_image_networks_match_jax_and_finite_differences_in_float64_and_float32(data):
     net = data.draw(image_networks())
     params, X, Y, masks = data.draw(batches_for(net))
     kernel = tensor_kernel(net)
-    want = jax_loss_and_grads(net, params, X, Y, masks)
-    _agree(_run(kernel, params, X, Y, masks, "float64"), want, 1e-9, 1e-12)
-    _agree(_run(kernel, params, X, Y, masks, "float32"), want, 2e-4, 2e-5)
+    _agree_with_jax_in_float64_and_float32(kernel, net, params, X, Y, masks)
     _agree_with_finite_differences(kernel, params, X, Y, masks, seed=data.draw(st.integers(0, 99)))
 
 
@@ -64,10 +68,7 @@ def _agree_with_finite_differences(kernel, params, X, Y, masks, seed, entries=2)
 def test_attention_networks_match_jax(data):
     net = data.draw(sequence_networks())
     params, X, Y, masks = data.draw(batches_for(net))
-    kernel = tensor_kernel(net)
-    want = jax_loss_and_grads(net, params, X, Y, masks)
-    _agree(_run(kernel, params, X, Y, masks, "float64"), want, 1e-9, 1e-12)
-    _agree(_run(kernel, params, X, Y, masks, "float32"), want, 2e-4, 2e-5)
+    _agree_with_jax_in_float64_and_float32(tensor_kernel(net), net, params, X, Y, masks)
 
 
 def _finite_differences(kernel, params, X, Y, masks, name, entries, h=1e-6):
