@@ -12,6 +12,7 @@ import sympy as sp
 import derive
 import numeric
 from derive import BackpropInputError, IncompatibleError, SpecError, UnknownNameError
+from derive.layers import Dense, Dropout, LayerNorm, Residual
 from derive.spec import build
 from numeric.gradcheck import GradcheckInputError
 from reports.cli.main import main
@@ -147,32 +148,26 @@ def test_an_unknown_function_is_named_before_its_arguments_are_read():
         derive.from_expr('J = __import__("os")')
 
 
-def _layers():
-    from derive.layers import Dense, Dropout, LayerNorm, Residual
-
-    return Dense, Dropout, LayerNorm, Residual
-
-
 @pytest.mark.parametrize(
     "make, pattern",
     [
-        (lambda D, Dr, LN, R: D(0), "Dense units must be a positive integer, got 0"),
-        (lambda D, Dr, LN, R: D(-3), "Dense units must be a positive integer, got -3"),
-        (lambda D, Dr, LN, R: D(2.5), "Dense units must be a positive integer, got 2.5"),
-        (lambda D, Dr, LN, R: D(True), "Dense units must be a positive integer, got True"),
-        (lambda D, Dr, LN, R: D(4, "swish"), "unknown activation 'swish'; known: .*relu.*tanh"),
-        (lambda D, Dr, LN, R: Dr(1.0), r"rate must be a number in \[0, 1\).*got 1.0"),
-        (lambda D, Dr, LN, R: Dr(-0.1), r"rate must be a number in \[0, 1\).*got -0.1"),
-        (lambda D, Dr, LN, R: Dr("half"), r"rate must be a number in \[0, 1\).*got 'half'"),
-        (lambda D, Dr, LN, R: LN(0), "eps must be a positive finite number, got 0"),
-        (lambda D, Dr, LN, R: LN(float("nan")), "eps must be a positive finite number, got nan"),
-        (lambda D, Dr, LN, R: R(), "Residual needs at least one inner layer"),
-        (lambda D, Dr, LN, R: R(D(3), "relu"), "unknown layer 'relu'; known: Dense, Residual"),
+        (lambda: Dense(0), "Dense units must be a positive integer, got 0"),
+        (lambda: Dense(-3), "Dense units must be a positive integer, got -3"),
+        (lambda: Dense(2.5), "Dense units must be a positive integer, got 2.5"),
+        (lambda: Dense(True), "Dense units must be a positive integer, got True"),
+        (lambda: Dense(4, "swish"), "unknown activation 'swish'; known: .*relu.*tanh"),
+        (lambda: Dropout(1.0), r"rate must be a number in \[0, 1\).*got 1.0"),
+        (lambda: Dropout(-0.1), r"rate must be a number in \[0, 1\).*got -0.1"),
+        (lambda: Dropout("half"), r"rate must be a number in \[0, 1\).*got 'half'"),
+        (lambda: LayerNorm(0), "eps must be a positive finite number, got 0"),
+        (lambda: LayerNorm(float("nan")), "eps must be a positive finite number, got nan"),
+        (lambda: Residual(), "Residual needs at least one inner layer"),
+        (lambda: Residual(Dense(3), "relu"), "unknown layer 'relu'; known: Dense, Residual"),
     ],
 )
 def test_bad_layers_are_refused_by_name(make, pattern):
     with pytest.raises(BackpropInputError, match=pattern):
-        make(*_layers())
+        make()
 
 
 @pytest.mark.parametrize(
@@ -186,7 +181,6 @@ def test_bad_layers_are_refused_by_name(make, pattern):
     ],
 )
 def test_bad_networks_are_refused_by_name(args, pattern):
-    Dense, _, _, Residual = _layers()
     n_inputs, layers, loss = args
     layers = [Dense(4), Residual(Dense(4))] if layers is None else layers
     with pytest.raises(BackpropInputError, match=pattern):
@@ -194,14 +188,12 @@ def test_bad_networks_are_refused_by_name(args, pattern):
 
 
 def test_residual_whose_inner_layers_change_the_width_names_both_widths():
-    Dense, _, _, Residual = _layers()
     with pytest.raises(BackpropInputError, match="input has 4 features.*give 6"):
         derive.network(3, [Dense(4), Residual(Dense(8), Dense(6))], "mse")
 
 
 @pytest.mark.parametrize("decay", [-0.1, float("inf"), "0.1", True])
 def test_weight_decay_must_be_a_number_at_least_zero(decay):
-    Dense, _, _, _ = _layers()
     with pytest.raises(BackpropInputError, match="weight_decay must be a finite number >= 0"):
         derive.network(3, [Dense(2)], "mse", weight_decay=decay)
 
