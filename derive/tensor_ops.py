@@ -68,12 +68,12 @@ def convolution() -> Rule:
     >>> convolution().named["K"].body
     X[n, h*s + p, q + s*w, r]*dZ[n, h, w, v]
     """
-    entry_k, entry_x = (p, q, r, v), (p, q, r, v)
+    entry = (p, q, r, v)
     k_ranges = ((0, k_h - 1), (0, k_w - 1), (0, C_in - 1), (0, C_out - 1))
     derived = {
-        "K": vjp(Z[n, h, w, o], CONV, _CONV_OUT, dZ, K, entry_k, k_ranges),
+        "K": vjp(Z[n, h, w, o], CONV, _CONV_OUT, dZ, K, entry, k_ranges),
         "b": vjp(Z[n, h, w, o], CONV, _CONV_OUT, dZ, b, (v,), ((0, C_out - 1),)),
-        "X": vjp(Z[n, h, w, o], CONV, _CONV_OUT, dZ, X, entry_x, (*_IMAGE_IN, (0, C_in - 1))),
+        "X": vjp(Z[n, h, w, o], CONV, _CONV_OUT, dZ, X, entry, (*_IMAGE_IN, (0, C_in - 1))),
     }
     named = dict(derived, X=as_full_convolution(derived["X"]))
     return Rule(sp.Eq(Z[n, h, w, o], CONV, evaluate=False), derived, named)
@@ -112,7 +112,7 @@ def as_window_scatter(grad: Contraction) -> tuple[Contraction, dict]:
     (n_, q_, r_, c_) = grad.target.indices
     share = dX_cols[n_, h, w, i, j, c_]
     limits = tuple(lim for lim in grad.limits if lim[0] not in (h, w))
-    return Contraction(share, body.xreplace({n_: n_}), limits), {q_: s * h + i, r_: s * w + j}
+    return Contraction(share, body, limits), {q_: s * h + i, r_: s * w + j}
 
 
 def _kernel_offset(grad: Contraction, index: sp.Symbol) -> sp.Expr:
