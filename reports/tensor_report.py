@@ -60,6 +60,10 @@ def _raw_step(target, definition, out_limits, operand, entry) -> str:
     return rf"\frac{{\partial L}}{{\partial {by}}} = \sum_{{{indices}}} {sp.latex(body)}"
 
 
+def _definition(rule) -> str:
+    return sp.latex(rule.definition.lhs) + " = " + sp.latex(rule.definition.rhs)
+
+
 def _display(*lines: str) -> str:
     return "\\begin{align*}\n" + " \\\\\n".join(f"&{line}" for line in lines) + "\n\\end{align*}\n"
 
@@ -68,7 +72,7 @@ def _convolution() -> str:
     rule = T.convolution()
     out = [r"\section{Convolution}",
            "Defined once, entry by entry (channels last, stride $s$):",
-           _display(sp.latex(rule.definition.lhs) + " = " + sp.latex(rule.definition.rhs)),
+           _display(_definition(rule)),
            r"With $L = \sum_{n,h,w,o} dZ_{n,h,w,o} Z_{n,h,w,o}$ (the adjoint $dZ$ flowing in), "
            "each gradient is the derivative of $L$ by one entry. SymPy's \\texttt{diff} gives "
            "Kronecker deltas; summing them out gives the derived rule."]  # fmt: skip
@@ -98,7 +102,7 @@ def _pooling(kinds) -> str:
            "Windows of $s \\times s$, stride $s$; each input entry has weight $R$ in its window "
            "(average: $R = 1/s^2$; max: $R$ is 1 at the window's arg-max, SymPy's derivative of "
            "$\\max$ almost everywhere; ties go to the first in row-major order, as in JAX):",
-           _display(sp.latex(rule.definition.lhs) + " = " + sp.latex(rule.definition.rhs)),
+           _display(_definition(rule)),
            _display(contraction_tex(rule.derived["X"])),
            "Exactly one window holds each entry ($h = \\lfloor q/s \\rfloor$):",
            _display(contraction_tex(rule.named["X"])),
@@ -114,10 +118,6 @@ def _pooling(kinds) -> str:
     return "\n".join(out)
 
 
-def _definition(rule) -> str:
-    return sp.latex(rule.definition.lhs) + " = " + sp.latex(rule.definition.rhs)
-
-
 def _simple(title: str, rule, words: str) -> str:
     return "\n".join([f"\\section{{{title}}}", words,
                       _display(_definition(rule)),
@@ -131,7 +131,7 @@ def _attention() -> str:
            "Each product's rules:"]  # fmt: skip
     for kind in ("weights", "scores", "mix"):
         rule = T.product(kind)
-        lines = [sp.latex(rule.definition.lhs) + " = " + sp.latex(rule.definition.rhs)]
+        lines = [_definition(rule)]
         lines += [contraction_tex(grad) for grad in rule.derived.values()]
         out.append(_display(*lines))
     from derive.registry import a
