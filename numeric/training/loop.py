@@ -113,7 +113,7 @@ class _Batches:
         self.rng = np.random.default_rng(seed)
         self.xb = np.empty((self.size, *X.shape[1:]), dtype=X.dtype)
         self.yb = np.empty((self.size, *Y.shape[1:]), dtype=Y.dtype)
-        self.masks = _mask_shapes(model, X.dtype)
+        self.masks = _mask_shapes(model)
 
     def epoch(self):
         order = self.rng.permutation(len(self.X))
@@ -125,17 +125,17 @@ class _Batches:
 
     def _draw_masks(self, rows: int) -> dict[str, np.ndarray]:
         return {
-            name: (self.rng.random((rows, width)) < keep).astype(dtype)
-            for name, (width, keep, dtype) in self.masks.items()
+            name: (self.rng.random((rows, width)) < keep).astype(self.X.dtype)
+            for name, (width, keep) in self.masks.items()
         }
 
 
-def _mask_shapes(model, dtype) -> dict[str, tuple[int, float, np.dtype]]:
+def _mask_shapes(model) -> dict[str, tuple[int, float]]:
     """Dropout keep masks the model's kernel takes: name -> (width, keep probability)."""
     if model is None:
         return {}
     return {
-        node.name: (int(sp.sympify(node.shape[1]).xreplace(model.dims)), float(node.op.keep), dtype)
+        node.name: (int(sp.sympify(node.shape[1]).xreplace(model.dims)), float(node.op.keep))
         for node in model.by_role("mask")
     }
 
