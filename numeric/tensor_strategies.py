@@ -81,15 +81,12 @@ def sample_batch(net, m: int, seed: int, scale: float = 0.5):
         if net.loss == "cce"
         else rng.normal(size=(m, n_out))
     )
-    masks = None
-    if net.masks:
-        masks = {}
-        for stage in net.stages:
-            name = f"M{stage.k}"
-            if name in net.masks:
-                keep = net.masks[name]
-                masks[name] = (rng.random((m, *stage.inputs)) < keep).astype(np.float64)
-    return params, X, Y, masks
+    masks = {
+        f"M{stage.k}": (rng.random((m, *stage.inputs)) < net.masks[f"M{stage.k}"]).astype(float)
+        for stage in net.stages
+        if f"M{stage.k}" in net.masks
+    }
+    return params, X, Y, masks or None
 
 
 __all__ = ["batches_for", "image_networks", "sample_batch", "sequence_networks"]
