@@ -3,12 +3,11 @@ mismatch); ``--kernel FILE`` checks a saved or hand-edited kernel instead of a f
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 
 from derive import BackpropInputError
 
-from .model_file import TensorNetworkFile
+from .model_file import TensorNetworkFile, frame_in
 from .options import add_model_options, check_seed, model_of
 
 HELP = "check the kernel against JAX autodiff and finite differences"
@@ -41,7 +40,7 @@ def run(args) -> int:
     try:
         result = verify(model, args.dtype, args.batch, args.seed, kernel=kernel)
     except (Exception, SystemExit) as err:  # a kernel's sys.exit(0) is no pass
-        frame = _frame_in(err, kernel.path) if kernel is not None else None
+        frame = frame_in(err, kernel.path) if kernel is not None else None
         if frame is None:  # not the user's kernel: a bug, shown with its traceback
             raise
         raise BackpropInputError(
@@ -76,16 +75,10 @@ def _kernel_file(path: str, model):
     except (BackpropInputError, OSError):
         raise
     except (Exception, SystemExit) as err:  # the file's own code failed (or exited) on import
-        frame = _frame_in(err, Path(path))
+        frame = frame_in(err, Path(path))
         where = f", line {frame.lineno}" if frame is not None else ""
         message = f"{path}{where}: {type(err).__name__}: {err}".splitlines()[0]
         if isinstance(err, SystemExit):
             message = f"{path}{where}: it calls sys.exit({err.code!r}) when imported"
         raise BackpropInputError(f"cannot import the kernel: {message}") from err
     return kernel  # verify() says so if its PARAMS are not the model's
-
-
-def _frame_in(err: BaseException, path: Path):
-    """The innermost frame of ``err``'s traceback that runs the file ``path``, or None."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == str(path)]
-    return frames[-1] if frames else None

@@ -68,8 +68,8 @@ def _run(path: Path) -> dict:
     except SystemExit as err:
         raise BackpropInputError(f"{path} exited (code {err.code}) while loading") from None
     except Exception as err:
-        line = _line_in(err, path)
-        where = f", line {line}" if line is not None else ""
+        frame = frame_in(err, path)
+        where = f", line {frame.lineno}" if frame is not None else ""
         message = f"{path}{where}: {type(err).__name__}: {err}".splitlines()[0]
         raise BackpropInputError(message) from err
     finally:
@@ -77,10 +77,10 @@ def _run(path: Path) -> dict:
             sys.path.remove(folder)
 
 
-def _line_in(err: BaseException, path: Path) -> int | None:
-    """The line of ``path`` in the innermost frame of ``err``'s traceback that runs it."""
-    target = path.resolve()
+def frame_in(err: BaseException, path: Path) -> traceback.FrameSummary | None:
+    """The innermost frame of ``err``'s traceback that runs the file ``path``, or None."""
+    target = Path(path).resolve()
     frames = [
         f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).resolve() == target
     ]
-    return frames[-1].lineno if frames else None
+    return frames[-1] if frames else None
