@@ -48,6 +48,13 @@ def softmax(tmp_path_factory):
     return _tex("mlp:4-5-3", {"output": "softmax", "loss": "cce"}, tmp_path_factory)[1]
 
 
+def _pdf_text(spec, options, tmp_path_factory) -> str:
+    result, _ = _tex(spec, options, tmp_path_factory, pdf=True)
+    return subprocess.run(
+        ["pdftotext", "-layout", str(result.pdf), "-"], capture_output=True, text=True
+    ).stdout
+
+
 def _section(tex: str, title: str) -> str:
     start = tex.index(f"\\section{{{title}}}")
     end = tex.find("\\section{", start + 1)
@@ -138,10 +145,7 @@ def test_the_followed_hidden_unit_is_live_by_the_forward_values():
 
 
 def test_v_curve_caption_says_what_the_plot_shows(ng, default):
-    cost = build(NG).cost
-    expanded = cost.symbol
-    for node in reversed([n for n in build(NG).nodes if not n.is_leaf]):
-        expanded = expanded.xreplace({node.symbol: node.expr})
+    expanded = build(NG).cost_expression()
     assert sp.Poly(sp.expand(expanded)).total_degree() == 2  # no third derivative anywhere
     caption = _section(ng, "Plots")
     assert "falls like $h^2$" not in caption and "no truncation error" in caption
@@ -158,9 +162,7 @@ def test_v_curve_parameter_bends_by_sympy():
     name, curved = _v_curve_param(ctx)
     assert curved
     scalar = ctx.scalar.model
-    expanded = scalar.cost.symbol
-    for node in reversed([n for n in scalar.nodes if not n.is_leaf]):
-        expanded = expanded.xreplace({node.symbol: node.expr})
+    expanded = scalar.cost_expression()
     theta = scalar.node(name).symbol
     leaves = {scalar.node(k).symbol: v for k, v in ctx.instance.leaves.items()}
     third = float(sp.diff(expanded, theta, 3).xreplace(leaves))
@@ -192,10 +194,7 @@ def test_plots_are_placed_with_their_section(default):
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext not installed")
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_plots_heading_and_both_plots_share_the_last_page(tmp_path_factory):
-    result, _ = _tex(DEFAULT_SPEC, DEFAULT_OPTIONS, tmp_path_factory, pdf=True)
-    text = subprocess.run(
-        ["pdftotext", "-layout", str(result.pdf), "-"], capture_output=True, text=True
-    ).stdout
+    text = _pdf_text(DEFAULT_SPEC, DEFAULT_OPTIONS, tmp_path_factory)
     last = text.rstrip("\f").split("\f")[-1]
     assert "Plots" in last and "Figure 3:" in last and "Figure 4:" in last
 
@@ -207,9 +206,6 @@ def test_readme_claims_no_page_count():
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext not installed")
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_chain_notation_table_ends_on_its_first_page(tmp_path_factory):
-    result, _ = _tex("chain:3", {}, tmp_path_factory, pdf=True)
-    text = subprocess.run(
-        ["pdftotext", "-layout", str(result.pdf), "-"], capture_output=True, text=True
-    ).stdout
+    text = _pdf_text("chain:3", {}, tmp_path_factory)
     first, second = text.split("\f")[:2]
     assert "elementwise (Hadamard) product" in first and "Meaning" not in second
