@@ -29,6 +29,8 @@ from sympy.core.function import AppliedUndef
 
 from . import registry, rules
 from .errors import BackpropInputError
+from .expressions import FUNCTIONS
+from .matrix_expressions import REDUCTIONS as REDUCTIONS_PARSED
 from .registry import Activation, Loss, a, j, x, y, z
 
 BUILT_IN = frozenset(registry.ACTIVATIONS) | frozenset(registry.LOSSES)
@@ -41,7 +43,10 @@ _GENERATED = re.compile(r"d?([A-Za-z]|gamma|beta|mask|keep|ones)\d*(_\d+)*")
 #: Names the parsers, the kernels and the JAX route use themselves.
 _TAKEN = frozenset(
     {
-        *"exp log sqrt sin cos tan tanh sinh cosh abs sum mean rowsum max min".split(),
+        *FUNCTIONS,
+        *REDUCTIONS_PARSED,
+        "max",
+        "min",
         *"np jnp jax params cost forward loss loss_and_grads PARAMS T".split(),
         *"pi E I oo nan inf Sum Piecewise".split(),
     }

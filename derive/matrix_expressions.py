@@ -26,6 +26,7 @@ from sympy import OneMatrix
 from . import registry
 from .errors import BackpropInputError
 from .expressions import _BINARY
+from .expressions import FUNCTIONS as SCALAR_FUNCTIONS
 from .graph import Node
 from .model import Model
 from .ops import DenseOp, _stand_in, m, rowsum, total
@@ -355,8 +356,7 @@ class _Reader:
             scale = 1 if name == "sum" else 1 / (rows * cols)
             return _Value("elementwise", total(inner) * scale, (), parents)
         if name in FUNCTIONS:
-            fn = sp.Abs if name == "abs" else getattr(sp, name)
-            result = fn(inner)
+            result = SCALAR_FUNCTIONS[name](inner)
         else:
             result = registry.activation(name).scalar.xreplace({registry.x: inner})
         return _Value("elementwise", result, value.shape, parents)
