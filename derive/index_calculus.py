@@ -133,9 +133,4 @@ def vjp(target: Indexed, definition, out_limits, adjoint, operand, entry, ranges
     return Contraction(target, body, tuple(limits), tuple(support))
 
 
-def expand_at(expr: sp.Expr, sizes: dict) -> sp.Expr:
-    """``expr`` with every size a number and every sum written out (for tests at small sizes)."""
-    return sp.expand(expr.xreplace(sizes).doit())
-
-
-__all__ = ["Contraction", "collapse_deltas", "expand_at", "flatten_sums", "vjp"]
+__all__ = ["Contraction", "collapse_deltas", "flatten_sums", "vjp"]
