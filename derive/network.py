@@ -198,7 +198,7 @@ def _short(layer) -> str:
     """``Dense(8, 'relu')``: a layer as a person writes it, positional arguments only."""
     from dataclasses import fields
 
-    if hasattr(layer, "layers") and not isinstance(layer, Dense):
+    if hasattr(layer, "layers"):  # a Residual: its inner layers
         return f"{type(layer).__name__}({', '.join(map(_short, layer.layers))})"
     args = [repr(getattr(layer, f.name)) for f in fields(layer)]
     return f"{type(layer).__name__}({', '.join(args)})"
