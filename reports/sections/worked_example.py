@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derive.graph import children_of
 from reports.latex.equations import Row, align
 from reports.latex.layout import section, skipped_note
 from reports.latex.notation import family
@@ -107,10 +108,7 @@ def live_path(model, items: list, node_of, values, prefix: str, followed=frozens
     the items left out (as :func:`reports.latex.layout.representatives`)."""
     if len(items) <= limit:
         return list(items), {}
-    children: dict = {}
-    for node in model.nodes:
-        for parent in node.parents:
-            children.setdefault(parent, set()).add(node)
+    children = {node: set(users) for node, users in children_of(model.nodes).items()}
     place = {node: k for k, node in enumerate(model.nodes)}
     groups: dict = {}
     for item in items:
