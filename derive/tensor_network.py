@@ -4,7 +4,8 @@ Each layer's output shape follows from its input's (:mod:`derive.tensor_layers`,
 Dropout from :mod:`derive.layers` once the input is flat); parameters are named by the layer's
 position (``W1, b1`` a conv's kernel and bias, ``Wq3, Wk3, Wv3`` attention's, ``M5`` a
 dropout's mask). The backward rule of every layer is one of :mod:`derive.tensor_ops`'s, derived
-once by SymPy; :meth:`TensorNetwork.rules` lists the ones this network uses.
+once by SymPy; :meth:`TensorNetwork.rules` lists the ones this network uses. What a layer type
+contributes (shape, parameters, derivations) is one entry of :data:`LAYER_RULES`.
 
 >>> from derive.layers import Dense
 >>> from derive.tensor_layers import Conv2D, Flatten, MaxPool2D
@@ -17,13 +18,14 @@ once by SymPy; :meth:`TensorNetwork.rules` lists the ones this network uses.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import registry, tensor_ops
 from .errors import BackpropInputError, IncompatibleError
 from .layers import LAYERS, Dense, Dropout, layer_list
 from .tensor_layers import (
-    TENSOR_LAYERS,
+    AvgPool2D,
     Conv2D,
     Flatten,
     MaxPool2D,
@@ -83,23 +85,76 @@ class TensorNetwork:
         """The derivations this network's backward pass uses, by layer type."""
         found = {}
         for stage in self.stages:
-            layer = stage.layer
-            if isinstance(layer, Conv2D):
-                found["Conv2D"] = tensor_ops.convolution()
-            elif isinstance(layer, MaxPool2D):  # and AvgPool2D
-                found[type(layer).__name__] = tensor_ops.pooling()
-            elif isinstance(layer, Flatten):
-                found["Flatten"] = tensor_ops.flatten()
-            elif isinstance(layer, MeanOverTime):
-                found["MeanOverTime"] = tensor_ops.mean_over_time()
-            elif isinstance(layer, SelfAttention):
-                for kind in ("weights", "scores", "mix"):
-                    found[f"SelfAttention {kind}"] = tensor_ops.product(kind)
-            elif isinstance(layer, Dense):
-                found["Dense"] = tensor_ops.product("dense")
-            elif isinstance(layer, Dropout):
-                found["Dropout"] = tensor_ops.dropout(len(stage.inputs) + 1)
+            found.update(layer_rule(stage.layer).rules(stage))
         return found
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """What a tensor network needs of one layer type, kept in one place (as JAX keeps a
+    primitive's rules): its output shape, its parameters and the :mod:`derive.tensor_ops`
+    derivations its backward pass uses."""
+
+    shape: Callable  # (layer, input shape) -> output shape; refuses an input it cannot take
+    params: Callable  # (layer, k, input shape) -> {name: shape}
+    rules: Callable  # (stage) -> {name: tensor_ops.Rule}
+
+
+def _flat_only(layer, shape: tuple) -> tuple:
+    if len(shape) != 1:
+        raise IncompatibleError(
+            f"{layer!r} needs a flat input, got shape {shape}: put a Flatten (images) or "
+            "MeanOverTime (sequences) before it"
+        )
+    return (layer.units,)
+
+
+def _no_params(layer, k: int, shape: tuple) -> dict:
+    return {}
+
+
+def _pool_rules(stage) -> dict:
+    return {type(stage.layer).__name__: tensor_ops.pooling()}
+
+
+LAYER_RULES: dict[type, LayerRule] = {
+    Conv2D: LayerRule(Conv2D.shape, Conv2D.params,
+                      lambda stage: {"Conv2D": tensor_ops.convolution()}),
+    MaxPool2D: LayerRule(MaxPool2D.shape, _no_params, _pool_rules),
+    AvgPool2D: LayerRule(AvgPool2D.shape, _no_params, _pool_rules),
+    Flatten: LayerRule(Flatten.shape, _no_params, lambda stage: {"Flatten": tensor_ops.flatten()}),
+    SelfAttention: LayerRule(SelfAttention.shape, SelfAttention.params, lambda stage: {
+        f"SelfAttention {kind}": tensor_ops.product(kind) for kind in ("weights", "scores", "mix")
+    }),
+    MeanOverTime: LayerRule(MeanOverTime.shape, _no_params,
+                            lambda stage: {"MeanOverTime": tensor_ops.mean_over_time()}),
+    Dense: LayerRule(
+        _flat_only,
+        lambda layer, k, shape: {f"W{k}": (shape[0], layer.units), f"b{k}": (layer.units,)},
+        lambda stage: {"Dense": tensor_ops.product("dense")},
+    ),
+    Dropout: LayerRule(lambda layer, shape: shape, _no_params,
+                       lambda stage: {"Dropout": tensor_ops.dropout(len(stage.inputs) + 1)}),
+}  # fmt: skip
+
+
+def _find_rule(layer) -> LayerRule | None:
+    for cls in type(layer).__mro__:  # a subclass of a known layer is that layer
+        if cls in LAYER_RULES:
+            return LAYER_RULES[cls]
+    return None
+
+
+def layer_rule(layer) -> LayerRule:
+    """The :class:`LayerRule` of ``layer``'s type.
+
+    >>> layer_rule(MaxPool2D(2)).shape(MaxPool2D(2), (5, 4, 3))
+    (2, 2, 3)
+    """
+    rule = _find_rule(layer)
+    if rule is None:
+        raise BackpropInputError(f"no tensor-network rule for layer {layer!r}")
+    return rule
 
 
 def tensor_network(input_shape, layers, loss: str) -> TensorNetwork:
@@ -116,11 +171,9 @@ def tensor_network(input_shape, layers, loss: str) -> TensorNetwork:
         )
     stages = []
     for k, layer in enumerate(layers, start=1):
-        out = _out_shape(layer, shape)
-        params = (
-            layer.params(k, shape) if hasattr(layer, "params") else _dense_params(layer, k, shape)
-        )
-        stages.append(Stage(k, layer, shape, out, params))
+        rule = layer_rule(layer)
+        out = rule.shape(layer, shape)
+        stages.append(Stage(k, layer, shape, out, rule.params(layer, k, shape)))
         shape = out
     _check_head(layers, loss_, shape)
     return TensorNetwork(stages[0].inputs, stages, loss_.name, _describe(input_shape, layers, loss))
@@ -142,30 +195,11 @@ def _shape(input_shape) -> tuple:
 def _layers(layers) -> list:
     layers = layer_list(layers)
     for layer in layers:
-        if not isinstance(layer, TENSOR_LAYERS + (Dense, Dropout)):
-            known = ", ".join(c.__name__ for c in TENSOR_LAYERS + (Dense, Dropout))
+        if _find_rule(layer) is None:
+            known = ", ".join(c.__name__ for c in LAYER_RULES)
             what = "is not available on tensor inputs" if isinstance(layer, LAYERS) else "unknown"
             raise BackpropInputError(f"layer {layer!r} {what}; known here: {known}")
     return layers
-
-
-def _out_shape(layer, shape: tuple) -> tuple:
-    if isinstance(layer, Dense):
-        if len(shape) != 1:
-            raise IncompatibleError(
-                f"{layer!r} needs a flat input, got shape {shape}: put a Flatten (images) or "
-                "MeanOverTime (sequences) before it"
-            )
-        return (layer.units,)
-    if isinstance(layer, Dropout):
-        return shape
-    return layer.shape(shape)
-
-
-def _dense_params(layer, k: int, shape: tuple) -> dict:
-    if isinstance(layer, Dense):
-        return {f"W{k}": (shape[0], layer.units), f"b{k}": (layer.units,)}
-    return {}
 
 
 def _check_head(layers, loss_, shape) -> None:
@@ -185,4 +219,4 @@ def _describe(input_shape, layers, loss) -> str:
     return f"network({tuple(input_shape)!r}, [{', '.join(map(repr, layers))}], {loss!r})"
 
 
-__all__ = ["Stage", "TensorNetwork", "tensor_network"]
+__all__ = ["LAYER_RULES", "LayerRule", "Stage", "TensorNetwork", "layer_rule", "tensor_network"]
