@@ -21,7 +21,7 @@ import sympy as sp
 
 from derive import tensor_ops as T
 from derive.index_calculus import Contraction, flatten_sums
-from derive.rules import activation_vjp
+from reports.tensor_steps import softmax_rows
 
 _PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[margin=2cm]{geometry}
@@ -134,11 +134,7 @@ def _attention() -> str:
         lines = [_definition(rule)]
         lines += [contraction_tex(grad) for grad in rule.derived.values()]
         out.append(_display(*lines))
-    from derive.registry import a
-    from derive.rules import da
-
-    p_, dp_ = sp.IndexedBase("P", real=True), sp.IndexedBase("dP", real=True)
-    rows = activation_vjp("softmax").xreplace({a: p_, da: dp_})
+    rows = softmax_rows("P", "dP")
     out.append("The softmax's row rule, derived from its definition by the registry, is "
                r"$dS = P \odot (dP - \operatorname{rowsum}(dP \odot P))$:")  # fmt: skip
     out.append(_display(r"dS_l = " + sp.latex(rows)))

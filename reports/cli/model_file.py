@@ -17,14 +17,14 @@ from derive import BackpropInputError, Model
 
 
 class TensorNetworkFile(BackpropInputError):
-    """The file's ``model`` is a tensor network (images, sequences): ``check``, ``codegen``
-    and ``report`` catch this and take ``.model``; any other command says it does not."""
+    """The file's ``model`` is a tensor network (images, sequences): ``derive``, ``check``,
+    ``codegen`` and ``report`` catch this and take ``.model``; ``train`` says it does not."""
 
     def __init__(self, path: Path, model):
         self.model = model
         super().__init__(
-            f"{path}: 'model' is a tensor network; backprop check, codegen and report take it, "
-            "this command does not yet"
+            f"{path}: 'model' is a tensor network; backprop derive, codegen, check and report "
+            "take it, backprop train does not yet"
         )
 
 
