@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, fields
 
 import sympy as sp
+from sympy.tensor.array.expressions import convert_array_to_matrix, convert_indexed_to_array
 
 from .errors import BackpropInputError, UnknownNameError
 
@@ -37,10 +38,19 @@ e = sp.Symbol("e", real=True)  # the perceptron's signal, (y - yhat) x over the 
 m_hat, v_hat = sp.symbols("mhat vhat", real=True)  # Adam's bias-corrected moments
 J = sp.Symbol("J", real=True)  # the batch's mean cost
 
+# a batch, one example a row: m examples of n inputs and k outputs; `ones` is the input of
+# a bias (always 1)
+_m, _n, _k = sp.symbols("m n k", integer=True, positive=True)
+X = sp.MatrixSymbol("X", _m, _n)
+Y = sp.MatrixSymbol("Y", _m, _k)
+Yhat = sp.MatrixSymbol("Yhat", _m, _k)
+ones = sp.MatrixSymbol("ones", _m, 1)
+
 #: how each symbol is written in LaTeX and in the printed NumPy code
 LATEX = {theta: r"\theta", g: "g", m: "m", v: "v", t: "t", eta: r"\eta", beta: r"\beta",
          beta1: r"\beta_1", beta2: r"\beta_2", epsilon: r"\epsilon", x: "x", y: "y",
-         yhat: r"\hat{y}", e: "e", J: "J", m_hat: r"\hat{m}", v_hat: r"\hat{v}"}  # fmt: skip
+         yhat: r"\hat{y}", e: "e", J: "J", m_hat: r"\hat{m}", v_hat: r"\hat{v}",
+         X: "X", Y: "Y", Yhat: r"\hat{Y}", ones: r"\mathbf{1}"}  # fmt: skip
 PYTHON = {theta: "param", g: "grad", m: "m", v: "v", t: "t", eta: "lr", beta: "beta",
           beta1: "beta1", beta2: "beta2", epsilon: "eps", e: "delta"}  # fmt: skip
 
@@ -215,6 +225,24 @@ class Perceptron(UpdateRule):
     @property
     def signal_definition(self):
         return (y - yhat) * x
+
+    def batch_signals(self) -> dict[str, sp.MatrixExpr]:
+        """The signal summed over a batch's rows, for the weights and for the bias, as matrix
+        expressions SymPy finds for the sums of :attr:`signal_definition`.
+
+        >>> Perceptron().batch_signals()
+        {'weight': X.T*(Y - Yhat), 'bias': ones.T*(Y - Yhat)}
+        """
+        return {"weight": _summed_over_rows(self.signal_definition, X),
+                "bias": _summed_over_rows(self.signal_definition, ones)}  # fmt: skip
+
+
+def _summed_over_rows(definition: sp.Expr, inputs: sp.MatrixSymbol) -> sp.MatrixExpr:
+    """Entry (i, j) is ``sum_r definition`` at example r, input i, output j."""
+    r, i, j = sp.symbols("r i j", integer=True)
+    example = {x: inputs[r, i], y: Y[r, j], yhat: Yhat[r, j]}
+    total = sp.Sum(definition.xreplace(example), (r, 0, _m - 1))
+    return convert_array_to_matrix(convert_indexed_to_array(total, first_indices=[i, j]))
 
 
 OPTIMIZERS: dict[str, type[UpdateRule]] = {

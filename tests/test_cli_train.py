@@ -140,6 +140,7 @@ def test_report_says_why_the_perceptron_never_learns_xor(tmp_path):
     tex = _report_tex(tmp_path, model, run)
     learning = tex.split("\\section{Learning}")[1]
     assert r"\theta &\leftarrow \theta + \eta e" in learning
+    assert r"e = X^{\top} (Y - \hat{Y})$ for the weights" in learning  # the loop's sums
     assert "gradient of $0$" in learning and "no line separates the classes" in learning
     assert "has not converged" in learning
 

@@ -165,6 +165,69 @@ def test_the_perceptron_never_converges_on_xor_because_no_line_separates_it():
     assert right.max() == 3
 
 
+def _rosenblatt(X, Y, W, b, lr, epochs, batch_size, seed):
+    """The oracle: Rosenblatt's rule example by example and unit by unit, the batch's
+    changes added up with the weights held, in numeric.train's documented batch order."""
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(X))
+        for lo in range(0, len(X), batch_size):
+            dW, db = np.zeros_like(W), np.zeros_like(b)
+            for r in order[lo : lo + batch_size]:
+                for j in range(W.shape[1]):
+                    fired = 1.0 if sum(X[r, i] * W[i, j] for i in range(len(W))) + b[j] > 0 else 0.0
+                    for i in range(len(W)):
+                        dW[i, j] += (Y[r, j] - fired) * X[r, i]
+                    db[j] += Y[r, j] - fired
+            W += lr * dW
+            b += lr * db
+    return W, b
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 32])
+def test_the_perceptron_follows_rosenblatts_rule_written_out(batch_size):
+    """Three inputs, two step units, 10 examples (batches of 4: the last holds 2), 6 epochs."""
+    model = derive.mlp([3, 2], activation="step", output="step", loss="mae")
+    kernel = codegen(model.derive())
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((10, 3))
+    Y = (rng.random((10, 2)) < 0.5).astype(float)
+    start = kernel.random_params(seed=2)
+    params = {k: v.copy() for k, v in start.items()}
+    run = train(kernel, params, X, Y, Perceptron(lr=0.5), epochs=6, batch_size=batch_size,
+                seed=3, progress=False)  # fmt: skip
+    W, b = _rosenblatt(X, Y, start["W1"].copy(), start["b1"].copy(), 0.5, 6, batch_size, 3)
+    assert not np.allclose(W, start["W1"])  # it did learn something
+    np.testing.assert_allclose(run.params["W1"], W, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(run.params["b1"], b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_perceptron_step_allocates_nothing_of_a_parameters_size():
+    """The memory a step takes at its peak, from one forward call to the next."""
+    model = derive.mlp([200_000, 1], activation="step", output="step", loss="mae")
+    kernel = codegen(model.derive())
+
+    class Watched:
+        params, derivation = kernel.params, kernel.derivation
+        peaks = []
+
+        def forward(self, params, X):
+            current, peak = tracemalloc.get_traced_memory()
+            self.peaks.append(peak - current)
+            tracemalloc.reset_peak()
+            return kernel.forward(params, X)
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((6, 200_000)), np.array([[0.0], [1.0]] * 3)
+    params = kernel.random_params()
+    tracemalloc.start()
+    train(Watched(), params, X, Y, Perceptron(), epochs=2, batch_size=1, progress=False,
+          measure_accuracy=False)  # fmt: skip
+    tracemalloc.stop()
+    steps = Watched.peaks[2:]  # from the second step on (the first made the arrays)
+    assert len(steps) == 10 and max(steps) < params["W1"].nbytes / 20, steps
+
+
 def test_the_perceptron_refuses_a_network_of_two_layers():
     model = derive.mlp([2, 3, 1], activation="step", output="step", loss="mae")
     kernel = codegen(model.derive())

@@ -1,7 +1,8 @@
 """numeric.training: generated kernels in a mini-batch loop, moved by a derived update rule.
 
 ``train`` runs the loop (``loop``); ``Stepper`` applies a rule's update code, which
-``update_code`` prints from the rule's SymPy assignments (``derive.optimizers``); ``History``
+``update_code`` prints from the rule's SymPy assignments (``derive.optimizers``), as
+``signal_code`` prints the perceptron's batch signal from its definition; ``History``
 and the progress bar are in ``history``; ``datasets`` makes small 2-D data sets and shapes
 targets for a model; ``csv_data`` reads a user's own.
 """
@@ -10,6 +11,7 @@ from .csv_data import load_csv
 from .datasets import DATASETS, Data, make, targets_for
 from .history import History
 from .loop import Training, train
+from .signal_code import signal_source
 from .stepper import Stepper
 from .update_code import update_source
 
@@ -21,6 +23,7 @@ __all__ = [
     "Training",
     "load_csv",
     "make",
+    "signal_source",
     "targets_for",
     "train",
     "update_source",

@@ -32,6 +32,7 @@ from derive.errors import BackpropInputError
 from derive.optimizers import UpdateRule
 
 from .history import History, Progress, accuracy, class_kind
+from .signal_code import signal_function
 from .stepper import Stepper
 
 
@@ -81,7 +82,7 @@ def train(
                                  f"{len(X)} and {len(Y)}")  # fmt: skip
     model = getattr(getattr(kernel, "derivation", None), "model", None)
     batch = _Batches(X, Y, batch_size, seed, model)
-    signals = _Perceptron(kernel, params, model) if not optimizer.uses_gradient else None
+    signals = None if optimizer.uses_gradient else _Perceptron(kernel, params, model, batch.size)
     stepper = Stepper(optimizer, params)
     kind = class_kind(model, Y) if measure_accuracy else None
     history = History(batch.per_epoch, len(X))
@@ -119,8 +120,10 @@ class _Batches:
         order = self.rng.permutation(len(self.X))
         for lo in range(0, len(order), self.size):
             rows = order[lo : lo + self.size]
-            xb = np.take(self.X, rows, axis=0, out=self.xb[: len(rows)])
-            yb = np.take(self.Y, rows, axis=0, out=self.yb[: len(rows)])
+            # mode="clip" (the rows are in range): take's default mode fills a new array and
+            # copies it into `out`, a batch-sized allocation at every step
+            xb = np.take(self.X, rows, axis=0, out=self.xb[: len(rows)], mode="clip")
+            yb = np.take(self.Y, rows, axis=0, out=self.yb[: len(rows)], mode="clip")
             yield xb, yb, self._draw_masks(len(rows))
 
     def _draw_masks(self, rows: int) -> dict[str, np.ndarray]:
@@ -141,10 +144,11 @@ def _mask_shapes(model) -> dict[str, tuple[int, float]]:
 
 
 class _Perceptron:
-    """The perceptron rule's signal on a batch: ``sum (y - yhat) x`` for the weights and
-    ``sum (y - yhat)`` for the bias (its input is always 1), in arrays made once."""
+    """The perceptron rule's signal on a batch, by the code :mod:`.signal_code` prints from
+    the rule's definition, into arrays made once: ``Xᵀ (Y - Yhat)`` for the weight and
+    ``1ᵀ (Y - Yhat)`` for the bias (its input is always 1)."""
 
-    def __init__(self, kernel, params, model):
+    def __init__(self, kernel, params, model, batch_size):
         if model is not None and model.output not in ("step", None):
             raise BackpropInputError(
                 f"the perceptron rule trains a step output, but {model.spec} has "
@@ -157,17 +161,22 @@ class _Perceptron:
                 "the perceptron rule trains one layer, a weight and a bias; got parameters "
                 + ", ".join(f"{n} {params[n].shape}" for n in names)
             )
-        self.kernel, self.names = kernel, names
+        self.kernel, self.params = kernel, params
         self.delta = {name: np.empty_like(p) for name, p in params.items()}
-        self.params = params
+        weight, bias = (self.delta[name] for name in names)
+        self.outputs = int(np.prod(bias.shape))  # units: a row of the bias, a column of W
+        self.weight = weight.reshape(len(weight), self.outputs)  # views: 2-D for the code
+        self.bias = bias.reshape(1, self.outputs)
+        self.ones = np.ones((batch_size, 1), dtype=weight.dtype)
+        self.signal = signal_function()
 
     def __call__(self, xb, yb):
-        errors = yb.reshape(len(yb), -1).astype(xb.dtype)  # y - yhat, one column per output
-        errors -= self.kernel.forward(self.params, xb).reshape(errors.shape)
-        weight, bias = self.names
-        w, b = self.delta[weight], self.delta[bias]
-        np.matmul(xb.T, errors.reshape(len(xb), *w.shape[1:]), out=w)
-        errors.sum(axis=0, out=b.reshape(-1))
+        rows = len(xb)
+        outputs = self.kernel.forward(self.params, xb).reshape(rows, self.outputs)
+        if outputs.dtype != self.ones.dtype or not outputs.flags.writeable:
+            outputs = outputs.astype(self.ones.dtype)  # the error is written over it
+        errors = self.signal(xb, yb.reshape(rows, self.outputs), outputs, self.ones[:rows],
+                             self.weight, self.bias)  # fmt: skip
         return float(np.abs(errors).mean()), self.delta
 
 

@@ -8,7 +8,7 @@ import sympy as sp
 
 from derive.optimizers import HYPERPARAMETERS, LATEX, t
 from reports.latex.layout import section, tex_escape
-from reports.latex.printer import format_number
+from reports.latex.printer import TextbookPrinter, format_number
 
 from .context import ReportContext
 
@@ -70,10 +70,22 @@ def _rule(run) -> str:
         if rule.uses_gradient
         else f"where {signal}, summed over the examples of the batch: $x$ is the input the "
         f"weight multiplies (1 for the bias), $y$ the target and $\\hat{{y}}$ the unit's "
-        f"output, so only misclassified examples move the weights; {values}."
+        f"output, so only misclassified examples move the weights ({_batch_sums(rule)}); "
+        f"{values}."
     )
     body = "\\\\\n".join(lines)
     return f"\\subsection*{{{rule.title}}}\n\\begin{{align*}}\n{body}\n\\end{{align*}}\n{where}"
+
+
+def _batch_sums(rule) -> str:
+    """The rule's sums over a batch as matrices (rows are examples), as the loop's code
+    computes them: ``X^T (Y - Yhat)`` for the weights."""
+    printer = TextbookPrinter(names={str(s): tex for s, tex in LATEX.items()})
+    sums = rule.batch_signals()
+    return (
+        f"for a batch, ${_latex(rule.signal)} = {printer.doprint(sums['weight'])}$ for the "
+        f"weights and ${printer.doprint(sums['bias'])}$ for the bias"
+    )
 
 
 def _figures(ctx: ReportContext, run) -> str:
