@@ -11,6 +11,8 @@ of every kernel: ``PARAMS``, ``forward``, ``loss``, ``loss_and_grads`` (``masks=
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -21,6 +23,7 @@ from derive.registry import a, activation, x
 from derive.registry import loss as registry_loss
 from derive.rules import activation_vjp, elementwise_derivative, head_vjp, out
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
+from derive.tensor_network import layer_rule
 
 from .numpy_printer import NumPyPrinter
 from .tensor_printer import ContractionPrinter, upsampled
@@ -43,10 +46,10 @@ def _rows(expr: sp.Expr, arrays: dict, width: int) -> sp.Expr:
     return expr.xreplace({sp.Symbol("n", integer=True, positive=True): width})
 
 
-def _definition_sum(expr: sp.Expr, target) -> Contraction:
-    """The contraction part of a definition (``Σ X K`` of ``Σ X K + b``)."""
-    (total,) = [arg for arg in sp.Add.make_args(expr) if isinstance(arg, sp.Sum)]
-    return Contraction(target, total.function, total.limits)
+def _definition_sum(definition: sp.Eq) -> Contraction:
+    """The contraction part of a definition (``Σ X K`` of ``Z = Σ X K + b``)."""
+    (total,) = [arg for arg in sp.Add.make_args(definition.rhs) if isinstance(arg, sp.Sum)]
+    return Contraction(definition.lhs, total.function, total.limits)
 
 
 def _array(name: str) -> sp.Symbol:
@@ -133,51 +136,19 @@ class TensorKernelWriter:
     def fwd_body(self) -> list[str]:
         return ["    " + line for line in self.fwd]
 
-    # -- forward ----------------------------------------------------------------------------
+    # -- the sweeps: each layer's lines come from its entry in EMITTERS ------------------------
 
     def _forward(self, stage) -> None:
-        k, layer = stage.k, stage.layer
-        src = "X" if k == 1 else f"A{k - 1}"
-        emit = self.fwd.append
-        if isinstance(layer, Conv2D):
-            (top, bottom), (left, right) = layer.pads(stage.inputs)
-            if top + bottom + left + right:
-                emit(
-                    f"{src}_pad = np.pad({src}, ((0, 0), ({top}, {bottom}), ({left}, {right}), "
-                    "(0, 0)))  # padding 'same'"
-                )
-                src += "_pad"
-            printer = self._printer({"X": src, "K": f"W{k}", "b": f"b{k}"}, self._conv_sizes(stage))
-            code = printer.code(
-                _definition_sum(T.CONV, T.Z[T.n, T.h, T.w, T.o]), ("m", *stage.outputs)
-            )
-            self.fwd += printer.setup
-            self.conv_cols = getattr(self, "conv_cols", {}) | {k: printer.windows}
-            emit(f"Z{k} = {code}  # Z[n,h,w,o] = Σ_ijc {src}[n, s h + i, s w + j, c] W{k}[i,j,c,o]")
-            emit(f"Z{k} += b{k}")
-            self._activate(k, layer.activation)
-        elif isinstance(layer, MaxPool2D):
-            self._pool_forward(stage, src)
-        elif isinstance(layer, Flatten):
-            emit(f"A{k} = {src}.reshape(m, -1)  # Flatten: row-major, (y W + x) C + c")
-        elif isinstance(layer, MeanOverTime):
-            emit(f"A{k} = {src}.mean(axis=1)  # Z[n, e] = Σ_t {src}[n, t, e] / T")
-        elif isinstance(layer, SelfAttention):
-            self._attention_forward(stage, src)
-        elif isinstance(layer, Dense):
-            printer = self._printer(
-                {"A": src, "B": f"W{k}"}, {T.d: stage.inputs[0], T.d_k: layer.units}
-            )
-            rule = T.product("dense")
-            code = printer.code(
-                _definition_sum(rule.definition.rhs, rule.definition.lhs), ("m", layer.units)
-            )
-            emit(f"Z{k} = {code}  # Z{k} = {src} W{k} + b{k}")
-            emit(f"Z{k} += b{k}")
-            self._activate(k, layer.activation, last=stage is self.model.stages[-1])
-        elif isinstance(layer, Dropout):
-            emit(f"A{k} = {src} * M{k} / {float(1 - layer.rate)!r}  # inverted dropout")
-        self.output = f"A{k}"
+        src = "X" if stage.k == 1 else f"A{stage.k - 1}"
+        _emitter(stage.layer).forward(self, stage, src)
+        self.output = f"A{stage.k}"
+
+    def _backward(self, stage, first: bool) -> None:
+        if first and not stage.params:
+            return  # no parameter to learn, and the input X needs no gradient
+        src = "X" if stage.k == 1 else f"A{stage.k - 1}"
+        emit = lambda line: self.back.append("    " + line)  # noqa: E731
+        _emitter(stage.layer).backward(self, stage, src, first, emit)
 
     def _printer(self, names: dict, sizes: dict) -> ContractionPrinter:
         printer = ContractionPrinter(names, sizes)
@@ -204,47 +175,7 @@ class TensorKernelWriter:
             f"{out_name} = exp_{z} / exp_{z}.sum(axis=-1, keepdims=True)  # softmax",
         ]
 
-    def _pool_forward(self, stage, src) -> None:
-        k, size = stage.k, stage.layer.size
-        ho, wo, c = stage.outputs
-        crop = (
-            "" if stage.inputs[:2] == (ho * size, wo * size) else f"[:, :{ho * size}, :{wo * size}]"
-        )
-        emit = self.fwd.append
-        emit(f"{src}_blocks = {src}{crop}.reshape(m, {ho}, {size}, {wo}, {size}, {c})  # windows")
-        if isinstance(stage.layer, AvgPool2D):
-            emit(f"A{k} = {src}_blocks.mean(axis=(2, 4))")
-            return
-        emit(f"A{k} = {src}_blocks[:, :, 0, :, 0, :].copy()")
-        emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
-        emit("    " + self.target.maximum_into(f"A{k}", f"{src}_blocks[:, :, i, :, j, :]"))
-        # R: 1 at the first largest entry of each window in row-major order (JAX's choice)
-        emit(f"R{k} = np.zeros({src}_blocks.shape, dtype=bool)")
-        emit(f"unclaimed = np.ones(A{k}.shape, dtype=bool)")
-        emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
-        emit(f"    first = ({src}_blocks[:, :, i, :, j, :] == A{k}) & unclaimed")
-        emit("    " + self.target.set_at(f"R{k}", "[:, :, i, :, j, :]", "first"))
-        emit("    unclaimed &= ~first")
-
-    def _attention_forward(self, stage, src) -> None:
-        k, dk = stage.k, stage.layer.d_k
-        length, width = stage.inputs
-        emit = self.fwd.append
-        sizes = {T.d: width, T.d_k: dk, T.T: length}
-        weights = T.product("weights").definition
-        for part in ("q", "k", "v"):
-            printer = self._printer({"A": src, "B": f"W{part}{k}"}, sizes)
-            code = printer.code(_definition_sum(weights.rhs, weights.lhs), ("m", length, dk))
-            emit(f"{part.upper()}{k} = {code}  # {part.upper()} = X W{part}")
-        scores = T.product("scores").definition
-        printer = self._printer({"A": f"Q{k}", "B": f"K{k}"}, sizes)
-        emit(f"S{k} = {printer.code(_scores(scores), ('m', length, length))}  # S = Q Kᵀ / √d_k")
-        self.fwd += self._softmax(f"S{k}", f"P{k}")
-        mix = T.product("mix").definition
-        printer = self._printer({"A": f"P{k}", "B": f"V{k}"}, sizes)
-        emit(f"A{k} = {printer.code(_definition_sum(mix.rhs, mix.lhs), ('m', length, dk))}  # P V")
-
-    # -- cost and backward -----------------------------------------------------------------
+    # -- cost --------------------------------------------------------------------------------
 
     def _head(self, last) -> None:
         k, width = last.k, last.outputs[0]
@@ -269,43 +200,11 @@ class TensorKernelWriter:
         grad = _rows(grad.xreplace({}), {"a": _array(f"A{k}"), "y": _array("Y")}, width)
         self.back.append(f"    dZ{k} = ({self.printer.doprint(grad)}) / m  # d loss / d Z{k}")
 
-    def _backward(self, stage, first: bool) -> None:
-        k, layer = stage.k, stage.layer
-        src = "X" if k == 1 else f"A{k - 1}"
-        emit = lambda line: self.back.append("    " + line)  # noqa: E731
-        last = stage is self.model.stages[-1]
-        if isinstance(layer, Dense | Conv2D) and not last:
-            self._activation_backward(k, layer.activation, emit)
-        if isinstance(layer, Conv2D):
-            self._conv_backward(stage, src, first, emit)
-        elif isinstance(layer, Dense):
-            rule = T.product("dense").named
-            printer = self._printer(
-                {"A": src, "B": f"W{k}", "dZ": f"dZ{k}"}, {T.d: stage.inputs[0], T.d_k: layer.units}
-            )
-            emit(f"dW{k} = {printer.code(rule['B'], stage.params[f'W{k}'])}  # dW = Aᵀ dZ")
-            emit(f"db{k} = {printer.code(rule['b'], stage.params[f'b{k}'])}  # db = Σ_n dZ")
-            if not first:
-                emit(f"dA{k - 1} = {printer.code(rule['A'], ('m', *stage.inputs))}  # dA = dZ Wᵀ")
-        elif isinstance(layer, SelfAttention):
-            self._attention_backward(stage, src, first, emit)
-        elif first:
+    def _activation_backward(self, stage, emit) -> None:
+        """``dZ`` from ``dA`` through the activation (the output layer's comes from the head)."""
+        k, name = stage.k, stage.layer.activation
+        if stage is self.model.stages[-1]:
             return
-        elif isinstance(layer, MaxPool2D):
-            self._pool_backward(stage, emit)
-        elif isinstance(layer, Flatten | MeanOverTime):
-            rule = (T.flatten() if isinstance(layer, Flatten) else T.mean_over_time()).named["X"]
-            shape = stage.inputs
-            sizes = {T.H: shape[0], T.W: shape[-2] if len(shape) == 3 else 1, T.C_in: shape[-1],
-                     T.T: shape[0], T.d: shape[-1]}  # fmt: skip
-            code = self._printer({"dZ": f"dA{k}"}, sizes).code(rule, ("m", *shape))
-            emit(f"dA{k - 1} = {code}  # {type(layer).__name__}: {rule.equation()}")
-        elif isinstance(layer, Dropout):
-            rule = T.dropout(len(stage.inputs) + 1).named["A"]
-            printer = self._printer({"M": f"M{k}", "dZ": f"dA{k}"}, {T.keep: 1 - layer.rate})
-            emit(f"dA{k - 1} = {printer.code(rule, ('m', *stage.inputs))}  # dA = M ⊙ dZ / keep")
-
-    def _activation_backward(self, k, name, emit) -> None:
         if name == "linear":
             emit(f"dZ{k} = dA{k}")
             return
@@ -315,6 +214,28 @@ class TensorKernelWriter:
         else:
             code = f"dA{k} * {self.printer.parenthesize(slope, 50)}"
         emit(f"dZ{k} = {code}  # dZ = dA ⊙ {name}'(Z)")
+
+    # -- Conv2D ------------------------------------------------------------------------------
+
+    def _conv_forward(self, stage, src) -> None:
+        k, layer = stage.k, stage.layer
+        (top, bottom), (left, right) = layer.pads(stage.inputs)
+        if top + bottom + left + right:
+            self.fwd.append(
+                f"{src}_pad = np.pad({src}, ((0, 0), ({top}, {bottom}), ({left}, {right}), "
+                "(0, 0)))  # padding 'same'"
+            )
+            src += "_pad"
+        (rule,) = _rules(stage)
+        printer = self._printer({"X": src, "K": f"W{k}", "b": f"b{k}"}, self._conv_sizes(stage))
+        code = printer.code(_definition_sum(rule.definition), ("m", *stage.outputs))
+        self.fwd += printer.setup
+        self.conv_cols = getattr(self, "conv_cols", {}) | {k: printer.windows}
+        self.fwd.append(
+            f"Z{k} = {code}  # Z[n,h,w,o] = Σ_ijc {src}[n, s h + i, s w + j, c] W{k}[i,j,c,o]"
+        )
+        self.fwd.append(f"Z{k} += b{k}")
+        self._activate(k, layer.activation)
 
     def _conv_sizes(self, stage) -> dict:
         layer = stage.layer
@@ -327,11 +248,13 @@ class TensorKernelWriter:
 
     def _conv_backward(self, stage, src, first, emit) -> None:
         k, layer = stage.k, stage.layer
+        self._activation_backward(stage, emit)
         sizes = self._conv_sizes(stage)
         (top, bottom), (left, right) = layer.pads(stage.inputs)
         padded = top + bottom + left + right
         x_name = f"{src}_pad" if padded else src
-        rule = T.convolution().named
+        (conv,) = _rules(stage)
+        rule = conv.named
         printer = self._printer(
             {"X": x_name, "K": f"W{k}", "dZ": f"dZ{k}", "dZ_full": f"dZ{k}_full"}, sizes
         )
@@ -344,7 +267,7 @@ class TensorKernelWriter:
         s, (ho, wo, c) = layer.stride, (*stage.outputs[:2], stage.inputs[2])
         # dX, the full convolution of dZ with the flipped kernel, computed as its transpose:
         # each window's share dZ Wᵀ (one matrix product), added back where the window reads
-        share, _ = T.as_window_scatter(T.convolution().derived["X"])
+        share, _ = T.as_window_scatter(conv.derived["X"])
         printer.names["dX_cols"] = f"dZ{k}_cols"
         code = printer.code(share, ("m", ho, wo, kh, kw, c))
         emit(f"d{x_name}_cols = {code}  # dX_cols[n,h,w,i,j,c] = Σ_o dZ[n,h,w,o] W[i,j,c,o]")
@@ -364,18 +287,56 @@ class TensorKernelWriter:
                 f"{left}:{left + stage.inputs[1]}]  # the padding's adjoint: a crop"
             )
 
-    def _pool_backward(self, stage, emit) -> None:
+    # -- MaxPool2D, AvgPool2D ----------------------------------------------------------------
+
+    def _pool_blocks(self, stage, src) -> None:
+        """The map cut into its ``size × size`` windows (cropped to whole ones, as Keras)."""
+        size, (ho, wo, c) = stage.layer.size, stage.outputs
+        crop = (
+            "" if stage.inputs[:2] == (ho * size, wo * size) else f"[:, :{ho * size}, :{wo * size}]"
+        )
+        self.fwd.append(
+            f"{src}_blocks = {src}{crop}.reshape(m, {ho}, {size}, {wo}, {size}, {c})  # windows"
+        )
+
+    def _avg_pool_forward(self, stage, src) -> None:
+        self._pool_blocks(stage, src)
+        self.fwd.append(f"A{stage.k} = {src}_blocks.mean(axis=(2, 4))")
+
+    def _max_pool_forward(self, stage, src) -> None:
+        k, size = stage.k, stage.layer.size
+        self._pool_blocks(stage, src)
+        emit = self.fwd.append
+        emit(f"A{k} = {src}_blocks[:, :, 0, :, 0, :].copy()")
+        emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
+        emit("    " + self.target.maximum_into(f"A{k}", f"{src}_blocks[:, :, i, :, j, :]"))
+        # R: 1 at the first largest entry of each window in row-major order (JAX's choice)
+        emit(f"R{k} = np.zeros({src}_blocks.shape, dtype=bool)")
+        emit(f"unclaimed = np.ones(A{k}.shape, dtype=bool)")
+        emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
+        emit(f"    first = ({src}_blocks[:, :, i, :, j, :] == A{k}) & unclaimed")
+        emit("    " + self.target.set_at(f"R{k}", "[:, :, i, :, j, :]", "first"))
+        emit("    unclaimed &= ~first")
+
+    def _max_pool_backward(self, stage, src, first, emit) -> None:
+        self._pool_backward(stage, emit, _pool_rule(stage))
+
+    def _avg_pool_backward(self, stage, src, first, emit) -> None:
+        """The max pool's rule with ``R = 1/size²``: every entry of a window gets a share."""
+        size = stage.layer.size
+        rule = _pool_rule(stage)
+        rule = Contraction(rule.target, rule.body.replace(
+            lambda f: isinstance(f, sp.Indexed) and f.base == T.R,
+            lambda f: sp.Rational(1, size * size),
+        ), rule.limits)  # fmt: skip
+        self._pool_backward(stage, emit, rule)
+
+    def _pool_backward(self, stage, emit, rule: Contraction) -> None:
         k, size = stage.k, stage.layer.size
         ho, wo, c = stage.outputs
-        rule = T.pooling().named["X"]
-        if isinstance(stage.layer, AvgPool2D):
-            rule = Contraction(rule.target, rule.body.replace(
-                lambda f: isinstance(f, sp.Indexed) and f.base == T.R,
-                lambda f: sp.Rational(1, size * size),
-            ), rule.limits)  # fmt: skip
         code = upsampled(rule, {"R": f"R{k}", "dZ": f"dA{k}"}, {T.s: size})
         blocks = f"({ho}, {size}, {wo}, {size})"
-        if isinstance(stage.layer, AvgPool2D):
+        if not rule.body.has(T.R):  # one value per window: the same for each of its entries
             code = f"np.broadcast_to({code}, (m, *{blocks}, {c}))"
         whole = f"({code}).reshape(m, {ho * size}, {wo * size}, {c})"
         comment = f"  # dX = R ⊙ dZ[⌊y/{size}⌋, ⌊x/{size}⌋]"
@@ -385,11 +346,82 @@ class TensorKernelWriter:
         emit(f"dA{k - 1} = np.zeros((m, *{stage.inputs}), dtype=X.dtype)  # cropped rows: 0")
         emit(self.target.set_at(f"dA{k - 1}", f"[:, :{ho * size}, :{wo * size}]", whole) + comment)
 
+    # -- Flatten, MeanOverTime, Dropout: no parameters -----------------------------------------
+
+    def _flatten_forward(self, stage, src) -> None:
+        self.fwd.append(f"A{stage.k} = {src}.reshape(m, -1)  # Flatten: row-major, (y W + x) C + c")
+
+    def _mean_forward(self, stage, src) -> None:
+        self.fwd.append(f"A{stage.k} = {src}.mean(axis=1)  # Z[n, e] = Σ_t {src}[n, t, e] / T")
+
+    def _reshape_backward(self, stage, src, first, emit) -> None:
+        """Flatten's and MeanOverTime's ``dX``: their derived rule, printed as it stands."""
+        k, shape = stage.k, stage.inputs
+        (rule,) = _rules(stage)
+        rule = rule.named["X"]
+        sizes = {T.H: shape[0], T.W: shape[-2] if len(shape) == 3 else 1, T.C_in: shape[-1],
+                 T.T: shape[0], T.d: shape[-1]}  # fmt: skip
+        code = self._printer({"dZ": f"dA{k}"}, sizes).code(rule, ("m", *shape))
+        emit(f"dA{k - 1} = {code}  # {type(stage.layer).__name__}: {rule.equation()}")
+
+    def _dropout_forward(self, stage, src) -> None:
+        k, rate = stage.k, stage.layer.rate
+        self.fwd.append(f"A{k} = {src} * M{k} / {float(1 - rate)!r}  # inverted dropout")
+
+    def _dropout_backward(self, stage, src, first, emit) -> None:
+        k = stage.k
+        (rule,) = _rules(stage)
+        printer = self._printer({"M": f"M{k}", "dZ": f"dA{k}"}, {T.keep: 1 - stage.layer.rate})
+        code = printer.code(rule.named["A"], ("m", *stage.inputs))
+        emit(f"dA{k - 1} = {code}  # dA = M ⊙ dZ / keep")
+
+    # -- Dense ---------------------------------------------------------------------------------
+
+    def _dense_forward(self, stage, src) -> None:
+        k, units = stage.k, stage.layer.units
+        (rule,) = _rules(stage)
+        printer = self._printer({"A": src, "B": f"W{k}"}, {T.d: stage.inputs[0], T.d_k: units})
+        code = printer.code(_definition_sum(rule.definition), ("m", units))
+        self.fwd.append(f"Z{k} = {code}  # Z{k} = {src} W{k} + b{k}")
+        self.fwd.append(f"Z{k} += b{k}")
+        self._activate(k, stage.layer.activation, last=stage is self.model.stages[-1])
+
+    def _dense_backward(self, stage, src, first, emit) -> None:
+        k, units = stage.k, stage.layer.units
+        self._activation_backward(stage, emit)
+        (rule,) = _rules(stage)
+        rule = rule.named
+        printer = self._printer(
+            {"A": src, "B": f"W{k}", "dZ": f"dZ{k}"}, {T.d: stage.inputs[0], T.d_k: units}
+        )
+        emit(f"dW{k} = {printer.code(rule['B'], stage.params[f'W{k}'])}  # dW = Aᵀ dZ")
+        emit(f"db{k} = {printer.code(rule['b'], stage.params[f'b{k}'])}  # db = Σ_n dZ")
+        if not first:
+            emit(f"dA{k - 1} = {printer.code(rule['A'], ('m', *stage.inputs))}  # dA = dZ Wᵀ")
+
+    # -- SelfAttention -------------------------------------------------------------------------
+
+    def _attention_forward(self, stage, src) -> None:
+        k, dk = stage.k, stage.layer.d_k
+        length, width = stage.inputs
+        emit = self.fwd.append
+        sizes = {T.d: width, T.d_k: dk, T.T: length}
+        weights, scores, mix = (rule.definition for rule in _rules(stage))
+        for part in ("q", "k", "v"):
+            printer = self._printer({"A": src, "B": f"W{part}{k}"}, sizes)
+            code = printer.code(_definition_sum(weights), ("m", length, dk))
+            emit(f"{part.upper()}{k} = {code}  # {part.upper()} = X W{part}")
+        printer = self._printer({"A": f"Q{k}", "B": f"K{k}"}, sizes)
+        emit(f"S{k} = {printer.code(_scores(scores), ('m', length, length))}  # S = Q Kᵀ / √d_k")
+        self.fwd += self._softmax(f"S{k}", f"P{k}")
+        printer = self._printer({"A": f"P{k}", "B": f"V{k}"}, sizes)
+        emit(f"A{k} = {printer.code(_definition_sum(mix), ('m', length, dk))}  # P V")
+
     def _attention_backward(self, stage, src, first, emit) -> None:
         k, dk = stage.k, stage.layer.d_k
         length, width = stage.inputs
         sizes = {T.d: width, T.d_k: dk, T.T: length}
-        mix = T.product("mix").named
+        weights, scores, mix = (rule.named for rule in _rules(stage))
         p = self._printer({"A": f"P{k}", "B": f"V{k}", "dZ": f"dA{k}"}, sizes | {T.d: dk})
         emit(f"dP{k} = {p.code(mix['A'], ('m', length, length))}  # dP = dO Vᵀ")
         emit(f"dV{k} = {p.code(mix['B'], ('m', length, dk))}  # dV = Pᵀ dO")
@@ -397,11 +429,9 @@ class TensorKernelWriter:
             activation_vjp("softmax"), {"a": _array(f"P{k}"), "da": _array(f"dP{k}")}, length
         )
         emit(f"dS{k} = {self.printer.doprint(rule)}  # dS = P ⊙ (dP - rowsum(dP ⊙ P))")
-        scores = T.product("scores").named
         p = self._printer({"A": f"Q{k}", "B": f"K{k}", "dZ": f"dS{k}"}, sizes)
         emit(f"dQ{k} = {p.code(scores['A'], ('m', length, dk))}  # dQ = dS K / √d_k")
         emit(f"dK{k} = {p.code(scores['B'], ('m', length, dk))}  # dK = dSᵀ Q / √d_k")
-        weights = T.product("weights").named
         branches = []
         for part in ("q", "k", "v"):
             big = part.upper()
@@ -410,6 +440,47 @@ class TensorKernelWriter:
             branches.append(p.code(weights["A"], ("m", length, width)))
         if not first:
             emit(f"dA{k - 1} = {' + '.join(branches)}  # three branches: dQ Wqᵀ + dK Wkᵀ + dV Wvᵀ")
+
+
+@dataclass(frozen=True)
+class Emitter:
+    """How one layer type prints: ``forward(writer, stage, src)`` appends its forward lines;
+    ``backward(writer, stage, src, first, emit)`` emits its gradients, ``dA`` of its input last
+    (skipped for the first layer: X needs none)."""
+
+    forward: Callable
+    backward: Callable
+
+
+W = TensorKernelWriter
+EMITTERS: dict[type, Emitter] = {
+    Conv2D: Emitter(W._conv_forward, W._conv_backward),
+    MaxPool2D: Emitter(W._max_pool_forward, W._max_pool_backward),
+    AvgPool2D: Emitter(W._avg_pool_forward, W._avg_pool_backward),
+    Flatten: Emitter(W._flatten_forward, W._reshape_backward),
+    SelfAttention: Emitter(W._attention_forward, W._attention_backward),
+    MeanOverTime: Emitter(W._mean_forward, W._reshape_backward),
+    Dense: Emitter(W._dense_forward, W._dense_backward),
+    Dropout: Emitter(W._dropout_forward, W._dropout_backward),
+}
+del W
+
+
+def _emitter(layer) -> Emitter:
+    for cls in type(layer).__mro__:  # a subclass of a known layer prints as that layer
+        if cls in EMITTERS:
+            return EMITTERS[cls]
+    raise NotImplementedError(f"no tensor kernel code for {layer!r}: add it to EMITTERS")
+
+
+def _rules(stage) -> list:
+    """The layer's derivations (:mod:`derive.tensor_ops`), from its entry in LAYER_RULES."""
+    return list(layer_rule(stage.layer).rules(stage).values())
+
+
+def _pool_rule(stage) -> Contraction:
+    (rule,) = _rules(stage)
+    return rule.named["X"]
 
 
 def _is_indicator(expr) -> bool:
@@ -458,4 +529,4 @@ def tensor_kernel(model, target: str = "numpy") -> types.ModuleType:
     return module
 
 
-__all__ = ["TensorKernelWriter", "tensor_codegen", "tensor_kernel"]
+__all__ = ["EMITTERS", "Emitter", "TensorKernelWriter", "tensor_codegen", "tensor_kernel"]
