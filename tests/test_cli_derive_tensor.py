@@ -176,8 +176,10 @@ def test_dense_gradients_as_printed_equal_sympy_diff(small):
         assert sp.expand(_value(dA, (p, q), sizes) - sp.diff(cost, A[p, q])) == 0
 
 
-def test_the_convnet_example_derives_every_layer_fast_and_once(capsys):
+def test_the_convnet_example_derives_every_layer_fast_and_once(capsys, tmp_path):
     out = _derive(capsys, CONVNET)
+    assert main(["derive", str(CONVNET), "-o", str(tmp_path / "convnet.txt")]) == 0
+    assert (tmp_path / "convnet.txt").read_text(encoding="utf-8") == out
     # by hand: 28 - 3 + 1 = 26, pooled 13, 13 - 3 + 1 = 11, pooled (floor) 5, 5·5·64 = 1600
     for shapes in ("(28, 28, 1) -> (26, 26, 32)", "(13, 13, 32) -> (11, 11, 64)",
                    "(11, 11, 64) -> (5, 5, 64)", "(5, 5, 64) -> (1600,)"):  # fmt: skip

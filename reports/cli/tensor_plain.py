@@ -100,7 +100,7 @@ def layer_text(layer: LayerSteps) -> list[str]:
 
 def render(net) -> str:
     """The whole derivation of ``net``, a TensorNetwork."""
-    out = [f"{describe(net)} (tensor level), {net.output} output, {net.loss} loss", ""]
+    out = [f"{describe(net)} ({net.level} level), {net.output} output, {net.loss} loss", ""]
     out += ["Layers (shapes of one example; params by name)"] + layer_lines(net)
     out += [
         "",
