@@ -94,23 +94,11 @@ def _new_name(name: str, names: dict) -> str | None:
 
 
 def _layer(net, stage, first: bool) -> LayerSteps:
-    layer, k = stage.layer, stage.k
-    src = "X" if k == 1 else f"A{k - 1}"
-    last = stage is net.stages[-1]
-    head = [_head_step(net, stage)] if last else []
-    if isinstance(layer, Conv2D):
-        return _conv(stage, src, first, head or _activation_step(k, layer.activation))
-    if isinstance(layer, Dense):
-        return _dense(stage, src, first, head or _activation_step(k, layer.activation))
-    if isinstance(layer, SelfAttention):
-        return _attention(stage, src, first)
-    if isinstance(layer, MaxPool2D):  # and AvgPool2D
-        return _pool(stage, src, first)
-    if isinstance(layer, Flatten | MeanOverTime):
-        return _reshape(stage, src, first)
-    if isinstance(layer, Dropout):
-        return _dropout(stage, src, first)
-    raise ValueError(f"no backward rule for {layer!r}")
+    src = "X" if stage.k == 1 else f"A{stage.k - 1}"
+    for cls in type(stage.layer).__mro__:  # AvgPool2D is a MaxPool2D with other weights
+        if cls in _LAYERS:
+            return _LAYERS[cls](net, stage, src, first)
+    raise ValueError(f"no backward rule for {stage.layer!r}")
 
 
 def _rule_steps(rule, names, order, words) -> list[Step]:
@@ -130,6 +118,13 @@ def _definitions(rule, names) -> list:
 
 
 # -- activations and the cost ----------------------------------------------------------------
+
+
+def _into_z(net, stage) -> list[Step]:
+    """``dZ`` of a layer with an activation: the output's rule with the loss, or ``dA ⊙ g'``."""
+    if stage is net.stages[-1]:
+        return [_head_step(net, stage)]
+    return _activation_step(stage.k, stage.layer.activation)
 
 
 def _activation_step(k: int, name: str) -> list[Step]:
@@ -165,12 +160,12 @@ _CONV_WORDS = {
 }
 
 
-def _conv(stage, src, first, before) -> LayerSteps:
+def _conv(net, stage, src, first) -> LayerSteps:
     k, layer = stage.k, stage.layer
     names = {"X": src, "K": f"W{k}", "b": f"b{k}", "Z": f"Z{k}", "dZ": f"dZ{k}",
              "dZ_full": f"dZ{k}_full"}  # fmt: skip
     rule = T.convolution()
-    steps = before + _rule_steps(rule, names, "Kb" if first else "KbX", _CONV_WORDS)
+    steps = _into_z(net, stage) + _rule_steps(rule, names, "Kb" if first else "KbX", _CONV_WORDS)
     (top, bottom), (left, right) = layer.pads(stage.inputs)
     (kh, kw), (ho, wo, _) = layer.kernel, stage.outputs
     sizes = {T.k_h: kh, T.k_w: kw, T.s: layer.stride, T.C_in: stage.inputs[2],
@@ -188,16 +183,16 @@ def _conv(stage, src, first, before) -> LayerSteps:
 _DENSE_WORDS = {"B": "dW = Aᵀ dZ", "b": "db = Σ_n dZ", "A": "dA = dZ Wᵀ"}
 
 
-def _dense(stage, src, first, before) -> LayerSteps:
+def _dense(net, stage, src, first) -> LayerSteps:
     k = stage.k
     names = {"A": src, "B": f"W{k}", "b": f"b{k}", "Z": f"Z{k}", "dZ": f"dZ{k}"}
     rule = T.product("dense")
-    steps = before + _rule_steps(rule, names, "Bb" if first else "BbA", _DENSE_WORDS)
+    steps = _into_z(net, stage) + _rule_steps(rule, names, "Bb" if first else "BbA", _DENSE_WORDS)
     sizes = {T.d: stage.inputs[0], T.d_k: stage.layer.units}
     return LayerSteps(stage, _definitions(rule, names), sizes, steps)
 
 
-def _pool(stage, src, first) -> LayerSteps:
+def _pool(net, stage, src, first) -> LayerSteps:
     k, size = stage.k, stage.layer.size
     names = {"X": src, "R": f"R{k}", "Z": f"A{k}", "dZ": f"dA{k}"}
     rule = T.pooling()
@@ -228,7 +223,7 @@ def _weights_are(grad: Contraction, weight) -> Contraction:
     return Contraction(grad.target, body, grad.limits, grad.support)
 
 
-def _reshape(stage, src, first) -> LayerSteps:
+def _reshape(net, stage, src, first) -> LayerSteps:
     k, shape = stage.k, stage.inputs
     names = {"X": src, "Z": f"A{k}", "dZ": f"dA{k}"}
     if isinstance(stage.layer, Flatten):
@@ -241,7 +236,7 @@ def _reshape(stage, src, first) -> LayerSteps:
     return LayerSteps(stage, _definitions(rule, names), sizes, steps)
 
 
-def _dropout(stage, src, first) -> LayerSteps:
+def _dropout(net, stage, src, first) -> LayerSteps:
     k = stage.k
     names = {"A": src, "M": f"M{k}", "Z": f"A{k}", "dZ": f"dA{k}"}
     rule = T.dropout(len(stage.inputs) + 1)
@@ -251,7 +246,7 @@ def _dropout(stage, src, first) -> LayerSteps:
     return LayerSteps(stage, _definitions(rule, names), sizes, steps, notes)
 
 
-def _attention(stage, src, first) -> LayerSteps:
+def _attention(net, stage, src, first) -> LayerSteps:
     """Q, K, V = X Wq, X Wk, X Wv; S = Q Kᵀ/√d_k; P = softmax(S) by rows; O = P V."""
     k, (length, width) = stage.k, stage.inputs
     parts = {part: {"A": src, "B": f"W{part.lower()}{k}", "Z": f"{part}{k}", "dZ": f"d{part}{k}"}
@@ -283,5 +278,8 @@ def _three_branches(rule: Contraction, parts: dict) -> Step:
     total = Contraction(branches[0].target, sp.Add(*[b.body for b in branches]), rule.limits)
     return Step(total, None, "three branches add: dQ Wqᵀ + dK Wkᵀ + dV Wvᵀ")
 
+
+_LAYERS = {Conv2D: _conv, Dense: _dense, MaxPool2D: _pool, Flatten: _reshape,
+           MeanOverTime: _reshape, Dropout: _dropout, SelfAttention: _attention}  # fmt: skip
 
 __all__ = ["LayerSteps", "Step", "rename", "reverse_sweep", "softmax_rows"]
