@@ -176,6 +176,48 @@ def test_dense_gradients_as_printed_equal_sympy_diff(small):
         assert sp.expand(_value(dA, (p, q), sizes) - sp.diff(cost, A[p, q])) == 0
 
 
+def test_average_pool_and_flatten_as_printed_equal_sympy_diff(tmp_path, capsys):
+    path = tmp_path / "pool.py"
+    path.write_text(
+        "from derive import network\n"
+        "from derive.layers import AvgPool2D, Dense, Dropout, Flatten\n"
+        "model = network((5, 5, 2), [Dropout(0.5), AvgPool2D(2), Flatten(), Dense(2, 'softmax')],"
+        " 'cce')\n"
+    )
+    out = _derive(capsys, path)
+    X, dZ = sp.IndexedBase("X"), sp.IndexedBase("dZ")
+    m, size, s, c = 1, 5, 2, 2
+    # the average pool written out: a 5×5 map holds two whole 2×2 windows a side (Keras crops)
+    cost = sum(
+        dZ[n, h, w, ch]
+        * sum(X[n, s * h + i, s * w + j, ch] for i in range(s) for j in range(s))
+        / s**2
+        for n, h, w, ch in itertools.product(range(m), range(2), range(2), range(c))
+    )
+    sizes = {"m": m, "s": s, "H": size, "W": size, "H_o": 2, "W_o": 2, "C_in": c}
+    block = _block(out, 2)
+    arrays = {"A1": X, "dA2": dZ, "R2": sp.IndexedBase("R")}
+    derived = _parse(_rule_line(block, "dA1"), arrays)
+    named = _parse(_named_line(block, "dA1"), arrays)
+    for entry in itertools.product(range(m), range(size), range(size), range(c)):
+        expected = sp.diff(cost, X[entry])
+        at = _value(derived, entry, sizes).replace(
+            lambda e: isinstance(e, sp.Indexed) and e.base.label.name == "R",
+            lambda e: sp.Rational(1, s**2),
+        )
+        assert sp.expand(at - expected) == 0, entry
+        if max(entry[1:3]) < 2 * s:  # in a whole window: the named form holds
+            assert sp.expand(_value(named, entry, sizes) - expected) == 0, entry
+    # flatten, row-major as NumPy's reshape: Z[n, (h W + w) C + c] = X[n, h, w, c]
+    flat = sum(
+        dZ[0, (h * 2 + w) * c + ch] * X[0, h, w, ch]
+        for h, w, ch in itertools.product(range(2), range(2), range(c))
+    )
+    rule = _parse(_rule_line(_block(out, 3), "dA2"), {"A2": X, "dA3": dZ})
+    for entry in itertools.product(range(1), range(2), range(2), range(c)):
+        assert _value(rule, entry, {"H": 2, "W": 2, "C_in": c}) == sp.diff(flat, X[entry])
+
+
 def test_the_convnet_example_derives_every_layer_fast_and_once(capsys, tmp_path):
     out = _derive(capsys, CONVNET)
     assert main(["derive", str(CONVNET), "-o", str(tmp_path / "convnet.txt")]) == 0
