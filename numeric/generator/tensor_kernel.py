@@ -65,6 +65,7 @@ class TensorKernelWriter:
         self.model = model
         self.target = TARGETS[target]
         self.printer = _RowPrinter()
+        self.printer.module = self.target.xp
         self.fwd: list[str] = []
         self.back: list[str] = []
         self.saved: list[str] = []  # forward arrays the backward pass reads
@@ -79,7 +80,7 @@ class TensorKernelWriter:
         self._head(last)
         for stage in reversed(model.stages):
             self._backward(stage, first=stage is model.stages[0])
-        return self.target.module_text(self._module()) + "\n"
+        return "\n".join(self._module()) + "\n"
 
     def _module(self) -> list[str]:
         model = self.model
@@ -95,6 +96,7 @@ class TensorKernelWriter:
             '"""',
             "",
             *self.target.imports,
+            *self.target.helpers,
             "",
             f"PARAMS = {model.param_shapes()!r}",
         ]
@@ -106,7 +108,7 @@ class TensorKernelWriter:
         body = self.fwd_body() + self.cost + ["    # backward pass"] + self.back
         body += [f"    return J, {{{grads}}}"]
         lines += ["", ""] + self._function("loss_and_grads", body)
-        return lines
+        return lines + list(self.target.entry_points)
 
     def _function(self, name: str, body: list[str]) -> list[str]:
         masks = ", masks=None" if self.model.masks else ""
@@ -118,17 +120,18 @@ class TensorKernelWriter:
         }[name]
         if masks:
             doc += "\n\n    masks: each dropout layer's 0/1 keep mask by name (None: the identity)."
-        head = [f"def {name}({args}{masks}):", f'    """{doc}"""']
+        head = [f"def {self.target.kernel_name(name)}({args}{masks}):", f'    """{doc}"""']
         names = list(self.model.param_shapes())
         if names:
             head.append(f"    {', '.join(names)} = {', '.join(f'params[{n!r}]' for n in names)}")
-        head.append('    X = X if X.dtype.kind == "f" else X.astype(np.float64)')
+        xp = self.target.xp
+        head.append(f'    X = X if X.dtype.kind == "f" else X.astype({xp}.float64)')
         if name != "forward":
-            head.append("    Y = np.asarray(Y, dtype=X.dtype)")
+            head.append(f"    Y = {xp}.asarray(Y, dtype=X.dtype)")
         head.append("    m = X.shape[0]  # batch size")
         for mask, keep in self.model.masks.items():
             head.append(
-                f'    {mask} = np.asarray(masks["{mask}"], dtype=X.dtype) if masks is not None '
+                f'    {mask} = {xp}.asarray(masks["{mask}"], dtype=X.dtype) if masks is not None '
                 f"else {float(keep)!r}  # keep mask; without masks, the identity"
             )
         return head + body
@@ -152,7 +155,7 @@ class TensorKernelWriter:
 
     def _printer(self, names: dict, sizes: dict) -> ContractionPrinter:
         printer = ContractionPrinter(names, sizes)
-        printer.im2col = self.target.im2col
+        printer.xp, printer.im2col = self.target.xp, self.target.im2col
         return printer
 
     def _activate(self, k: int, name: str, last: bool = False) -> None:
@@ -167,11 +170,11 @@ class TensorKernelWriter:
         else:
             raise NotImplementedError(f"{name} is not available in a tensor network yet")
 
-    @staticmethod
-    def _softmax(z: str, out_name: str) -> list[str]:
+    def _softmax(self, z: str, out_name: str) -> list[str]:
         """exp(z[j]) / Σ exp(z[i]), with the row maximum subtracted first (no overflow)."""
+        xp = self.target.xp
         return [
-            f"exp_{z} = np.exp({z} - {z}.max(axis=-1, keepdims=True))  # <= 1: no overflow",
+            f"exp_{z} = {xp}.exp({z} - {z}.max(axis=-1, keepdims=True))  # <= 1: no overflow",
             f"{out_name} = exp_{z} / exp_{z}.sum(axis=-1, keepdims=True)  # softmax",
         ]
 
@@ -180,6 +183,7 @@ class TensorKernelWriter:
     def _head(self, last) -> None:
         k, width = last.k, last.outputs[0]
         name, loss_name = self.model.output, self.model.loss
+        xp = self.target.xp
         definition = registry_loss(loss_name).definition
         arrays = {"a": _array(f"A{k}"), "y": _array("Y")}
         lines = []
@@ -189,10 +193,11 @@ class TensorKernelWriter:
             lines.append(
                 f"log_A{k} = Z{k} - Z{k}.max(axis=-1, keepdims=True)  # log softmax, stable:"
             )
-            lines.append(f"log_A{k} -= np.log(np.exp(log_A{k}).sum(axis=-1, keepdims=True))")
+            lines.append(f"log_A{k} -= {xp}.log({xp}.exp(log_A{k}).sum(axis=-1, keepdims=True))")
             definition = definition.replace(sp.log, lambda arg: _log_of(arg, k))
         per_example = _rows(definition, arrays | {"log_a": _array(f"log_A{k}")}, width)
-        lines.append(f"J = float(np.sum({self.printer.doprint(per_example)})) / m  # mean loss")
+        total = self.target.as_float(f"{xp}.sum({self.printer.doprint(per_example)})")
+        lines.append(f"J = {total} / m  # mean loss")
         self.cost = ["    " + line for line in lines]
         grad = head_vjp(name, loss_name)
         if grad.has(sp.Sum):
@@ -218,11 +223,11 @@ class TensorKernelWriter:
     # -- Conv2D ------------------------------------------------------------------------------
 
     def _conv_forward(self, stage, src) -> None:
-        k, layer = stage.k, stage.layer
+        k, layer, xp = stage.k, stage.layer, self.target.xp
         (top, bottom), (left, right) = layer.pads(stage.inputs)
         if top + bottom + left + right:
             self.fwd.append(
-                f"{src}_pad = np.pad({src}, ((0, 0), ({top}, {bottom}), ({left}, {right}), "
+                f"{src}_pad = {xp}.pad({src}, ((0, 0), ({top}, {bottom}), ({left}, {right}), "
                 "(0, 0)))  # padding 'same'"
             )
             src += "_pad"
@@ -247,7 +252,7 @@ class TensorKernelWriter:
                 T.s: layer.stride}  # fmt: skip
 
     def _conv_backward(self, stage, src, first, emit) -> None:
-        k, layer = stage.k, stage.layer
+        k, layer, xp = stage.k, stage.layer, self.target.xp
         self._activation_backward(stage, emit)
         sizes = self._conv_sizes(stage)
         (top, bottom), (left, right) = layer.pads(stage.inputs)
@@ -272,7 +277,7 @@ class TensorKernelWriter:
         code = printer.code(share, ("m", ho, wo, kh, kw, c))
         emit(f"d{x_name}_cols = {code}  # dX_cols[n,h,w,i,j,c] = Σ_o dZ[n,h,w,o] W[i,j,c,o]")
         target = f"d{x_name}"
-        emit(f"{target} = np.zeros((m, {sizes[T.H]}, {sizes[T.W]}, {c}), dtype=X.dtype)")
+        emit(f"{target} = {xp}.zeros((m, {sizes[T.H]}, {sizes[T.W]}, {c}), dtype=X.dtype)")
         rows = f"i:i + {s * (ho - 1) + 1}" + (f":{s}" if s > 1 else "")
         cols = f"j:j + {s * (wo - 1) + 1}" + (f":{s}" if s > 1 else "")
         emit(f"for i, j in np.ndindex({kh}, {kw}):  # kernel positions; all pixels at once")
@@ -304,15 +309,15 @@ class TensorKernelWriter:
         self.fwd.append(f"A{stage.k} = {src}_blocks.mean(axis=(2, 4))")
 
     def _max_pool_forward(self, stage, src) -> None:
-        k, size = stage.k, stage.layer.size
+        k, size, xp = stage.k, stage.layer.size, self.target.xp
         self._pool_blocks(stage, src)
         emit = self.fwd.append
         emit(f"A{k} = {src}_blocks[:, :, 0, :, 0, :].copy()")
         emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
         emit("    " + self.target.maximum_into(f"A{k}", f"{src}_blocks[:, :, i, :, j, :]"))
         # R: 1 at the first largest entry of each window in row-major order (JAX's choice)
-        emit(f"R{k} = np.zeros({src}_blocks.shape, dtype=bool)")
-        emit(f"unclaimed = np.ones(A{k}.shape, dtype=bool)")
+        emit(f"R{k} = {xp}.zeros({src}_blocks.shape, dtype=bool)")
+        emit(f"unclaimed = {xp}.ones(A{k}.shape, dtype=bool)")
         emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
         emit(f"    first = ({src}_blocks[:, :, i, :, j, :] == A{k}) & unclaimed")
         emit("    " + self.target.set_at(f"R{k}", "[:, :, i, :, j, :]", "first"))
@@ -332,18 +337,18 @@ class TensorKernelWriter:
         self._pool_backward(stage, emit, rule)
 
     def _pool_backward(self, stage, emit, rule: Contraction) -> None:
-        k, size = stage.k, stage.layer.size
+        k, size, xp = stage.k, stage.layer.size, self.target.xp
         ho, wo, c = stage.outputs
         code = upsampled(rule, {"R": f"R{k}", "dZ": f"dA{k}"}, {T.s: size})
         blocks = f"({ho}, {size}, {wo}, {size})"
         if not rule.body.has(T.R):  # one value per window: the same for each of its entries
-            code = f"np.broadcast_to({code}, (m, *{blocks}, {c}))"
+            code = f"{xp}.broadcast_to({code}, (m, *{blocks}, {c}))"
         whole = f"({code}).reshape(m, {ho * size}, {wo * size}, {c})"
         comment = f"  # dX = R ⊙ dZ[⌊y/{size}⌋, ⌊x/{size}⌋]"
         if stage.inputs[:2] == (ho * size, wo * size):
             emit(f"dA{k - 1} = {whole}{comment}")
             return
-        emit(f"dA{k - 1} = np.zeros((m, *{stage.inputs}), dtype=X.dtype)  # cropped rows: 0")
+        emit(f"dA{k - 1} = {xp}.zeros((m, *{stage.inputs}), dtype=X.dtype)  # cropped rows: 0")
         emit(self.target.set_at(f"dA{k - 1}", f"[:, :{ho * size}, :{wo * size}]", whole) + comment)
 
     # -- Flatten, MeanOverTime, Dropout: no parameters -----------------------------------------

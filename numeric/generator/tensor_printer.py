@@ -25,6 +25,7 @@ class ContractionPrinter:
         self.windows: dict[str, str] = {}
         self.setup: list[str] = []  # lines that must run before the returned expression
         self.im2col = None  # a target's own windows(code, shape, axes, steps, rank, tail)
+        self.xp = "np"  # the array module's name in the printed code
 
     def letters(self, contraction, target_shape) -> dict:
         symbols = list(contraction.target.indices) + [lim[0] for lim in contraction.limits]
@@ -55,7 +56,7 @@ class ContractionPrinter:
         lengths = {letters[ix]: _length(size) for ix, size in extent.items() if ix in letters}
         for _, subs in operands:  # window offsets and split axes have their own extents
             lengths.update({x: lengths.get(x, "-1") for x in subs})
-        text = _contract(operands, out, lengths)
+        text = _contract(operands, out, lengths, self.xp)
         return _scaled(text, contraction.coefficient().xreplace(self.sizes))
 
     def view(self, factor: Indexed, letters: dict, extent: dict) -> tuple[str, str]:
@@ -109,7 +110,7 @@ class ContractionPrinter:
         if tail:
             order = [*range(rank - 1), *range(rank, rank + len(shape)), rank - 1]
             view += f".transpose({', '.join(map(str, order))})"
-        return self._named_view(code, f"np.ascontiguousarray({view})")
+        return self._named_view(code, f"{self.xp}.ascontiguousarray({view})")
 
     def _named_view(self, code: str, view: str) -> str:
         """``view`` computed once into a named array (``X_cols``) and reused by its key."""
@@ -149,7 +150,7 @@ def _length(size) -> str:
     return str(size)
 
 
-def _contract(operands, out: str, lengths: dict) -> str:
+def _contract(operands, out: str, lengths: dict, xp: str) -> str:
     """``A @ B`` (one matrix product, batched or of reshaped views), else ``np.einsum``."""
     if len(operands) == 1:
         ((code, subs),) = operands
@@ -161,18 +162,18 @@ def _contract(operands, out: str, lengths: dict) -> str:
             kept = [x for x in subs if x in out]
             axes = tuple(k for k, x in enumerate(subs) if x not in out)
             total = f"{code}.sum(axis={axes[0] if len(axes) == 1 else axes})"
-            return total if "".join(kept) == out else f'np.einsum("{subs}->{out}", {code})'
+            return total if "".join(kept) == out else f'{xp}.einsum("{subs}->{out}", {code})'
         if [x for x in out if x in subs] == list(subs):  # the same entry for every new letter
             index = ", ".join(":" if x in subs else "None" for x in out)
             shape = ", ".join(lengths[x] for x in out)
-            return f"np.broadcast_to({code}[{index}], ({shape}))"
-        return f'np.einsum("{subs}->{out}", {code})'
+            return f"{xp}.broadcast_to({code}[{index}], ({shape}))"
+        return f'{xp}.einsum("{subs}->{out}", {code})'
     if all(subs == out for _, subs in operands):  # entry by entry (a dropout mask)
         return " * ".join(code for code, _ in operands)
     if len(operands) == 2:
         pairs = (operands, operands[::-1])
         for a, b in pairs:
-            text = _matmul(a, b, out)
+            text = _matmul(a, b, out, xp)
             if text:
                 return text
         texts = [_gemm(a, b, out, lengths) for a, b in pairs]
@@ -181,7 +182,7 @@ def _contract(operands, out: str, lengths: dict) -> str:
             return texts[0]
     spec = ",".join(subs for _, subs in operands) + "->" + out
     args = ", ".join(code for code, _ in operands)
-    return f'np.einsum("{spec}", {args}, optimize=True)'
+    return f'{xp}.einsum("{spec}", {args}, optimize=True)'
 
 
 def _gemm(a, b, out: str, lengths: dict) -> str | None:
@@ -244,7 +245,7 @@ def _product(sizes) -> str:
     return " * ".join(names + ([str(total)] if total != 1 or not names else []))
 
 
-def _matmul(a, b, out: str) -> str | None:
+def _matmul(a, b, out: str, xp: str) -> str | None:
     """``A @ B`` when ``A``'s last letter is the one summed and ``B`` is ``[summed, free]``,
     or with batch letters leading both (``Q @ K.T`` per example)."""
     (ca, sa), (cb, sb) = a, b
@@ -259,20 +260,20 @@ def _matmul(a, b, out: str) -> str | None:
         return None
     if "".join(batch + free_a + free_b) != out:
         return None
-    lhs = _arranged(ca, sa, "".join(batch + free_a + [k]))
-    rhs = _arranged(cb, sb, "".join(batch + [k] + free_b))
+    lhs = _arranged(ca, sa, "".join(batch + free_a + [k]), xp)
+    rhs = _arranged(cb, sb, "".join(batch + [k] + free_b), xp)
     if lhs is None or rhs is None:
         return None
     return f"{lhs} @ {rhs}"
 
 
-def _arranged(code: str, subs: str, want: str) -> str | None:
+def _arranged(code: str, subs: str, want: str, xp: str) -> str | None:
     if subs == want:
         return code
     if sorted(subs) != sorted(want):
         return None
     if len(subs) == 2 or subs[:-2] == want[:-2] and subs[-2:] == want[-1:-3:-1]:
-        return f"{code}.T" if len(subs) == 2 else f"np.swapaxes({code}, -1, -2)"
+        return f"{code}.T" if len(subs) == 2 else f"{xp}.swapaxes({code}, -1, -2)"
     return f"{code}.transpose({', '.join(str(subs.index(x)) for x in want)})"
 
 

@@ -1,6 +1,8 @@
-"""What differs between the NumPy and the JAX tensor kernels: the im2col view, and the
-statements NumPy writes in place (``out=``, slice assignment) that JAX writes as new arrays
-(``.at[...].set``). Everything else the two share, printed once."""
+"""What differs between the NumPy and the JAX tensor kernels, as printing choices the kernel
+writer asks for (as the dense path's printers answer them): the array module's name, the
+im2col view, the statements NumPy writes in place (``out=``, slice assignment) that JAX writes
+as new arrays (``.at[...].set``), and JAX's ``jax.jit`` entry points. Everything else the two
+share, printed once."""
 
 from __future__ import annotations
 
@@ -8,18 +10,16 @@ from dataclasses import dataclass
 
 _JAX_WINDOWS = '''
 
-
 def windows(x, kh, kw, s):
     """Every kh × kw window of the images x at stride s, as (n, h, w, kh, kw, c): im2col."""
     n, height, width, c = x.shape
     ho, wo = (height - kh) // s + 1, (width - kw) // s + 1
     shifted = [x[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s]
                for i in range(kh) for j in range(kw)]
-    return jnp.stack(shifted, axis=3).reshape(n, ho, wo, kh, kw, c)'''
-
+    return jnp.stack(shifted, axis=3).reshape(n, ho, wo, kh, kw, c)
+'''
 
 _JAX_ENTRY_POINTS = '''
-
 
 _jit_forward, _jit_loss, _jit_loss_and_grads = map(jax.jit, (_forward, _loss, _loss_and_grads))
 
@@ -43,14 +43,24 @@ def loss_and_grads(params, X, Y, masks=None):
 @dataclass(frozen=True)
 class NumPyTarget:
     name: str = "NumPy"
+    xp: str = "np"  # the array module, as the kernels name it
     imports: tuple = (
         "import numpy as np",
         "from numpy.lib.stride_tricks import sliding_window_view",
     )
+    helpers: tuple = ()  # lines of module-level functions the kernels call, after the imports
+    entry_points: tuple = ()  # lines after the kernels
     im2col = None  # the printer's own: sliding_window_view, made contiguous
 
-    def module_text(self, lines: list[str]) -> str:
-        return "\n".join(lines)
+    @staticmethod
+    def kernel_name(name: str) -> str:
+        """The name ``forward``, ``loss``, ``loss_and_grads`` is printed under."""
+        return name
+
+    @staticmethod
+    def as_float(code: str) -> str:
+        """A 0-d array as the Python float the interface returns."""
+        return f"float({code})"
 
     @staticmethod
     def maximum_into(array: str, other: str) -> str:
@@ -67,20 +77,23 @@ class NumPyTarget:
 
 @dataclass(frozen=True)
 class JaxTarget(NumPyTarget):
-    """jax.numpy: arrays are immutable, and there is no strided window view."""
+    """jax.numpy: arrays are immutable, and there is no strided window view. The kernels are
+    ``_forward`` ... compiled by ``jax.jit``; ``forward`` ... call them (NumPy stays imported
+    for the Python loops over window positions, ``np.ndindex``)."""
 
     name: str = "JAX"
+    xp: str = "jnp"
     imports: tuple = ("import jax", "import jax.numpy as jnp", "import numpy as np")
+    helpers: tuple = tuple(_JAX_WINDOWS.split("\n"))
+    entry_points: tuple = tuple(_JAX_ENTRY_POINTS.split("\n"))
 
-    def module_text(self, lines: list[str]) -> str:
-        """The shared lines with jnp for np (np stays for the loops over window positions)."""
-        text = "\n".join(lines).replace("np.", "jnp.").replace("jjnp.", "jnp.")
-        text = text.replace("jnp.ndindex", "np.ndindex").replace("import jnumpy", "import numpy")
-        text = text.replace("J = float(jnp.sum(", "J = (jnp.sum(")  # a float outside jit only
-        for name in ("forward", "loss", "loss_and_grads"):
-            text = text.replace(f"\ndef {name}(", f"\ndef _{name}(")
-        head, _, rest = text.partition("\n\nPARAMS")
-        return head + _JAX_WINDOWS + "\n\n\nPARAMS" + rest + _JAX_ENTRY_POINTS
+    @staticmethod
+    def kernel_name(name: str) -> str:
+        return f"_{name}"
+
+    @staticmethod
+    def as_float(code: str) -> str:
+        return f"({code})"  # a float outside jit only: the entry points convert it
 
     @staticmethod
     def im2col(code, shape, axes, steps, rank, tail) -> str:
@@ -91,7 +104,7 @@ class JaxTarget(NumPyTarget):
 
     @staticmethod
     def maximum_into(array: str, other: str) -> str:
-        return f"{array} = np.maximum({array}, {other})"
+        return f"{array} = jnp.maximum({array}, {other})"
 
     @staticmethod
     def set_at(array: str, index: str, value: str) -> str:
