@@ -271,6 +271,49 @@ def test_attention_prints_the_softmax_row_rule_and_the_three_branches(tmp_path, 
     assert "three branches add" in block and "dA1[" in block
 
 
+def test_attention_products_as_printed_equal_sympy_diff(tmp_path, capsys):
+    path = tmp_path / "attention.py"
+    path.write_text(
+        "from derive import network\n"
+        "from derive.layers import Dense, Dropout, MeanOverTime, SelfAttention\n"
+        "model = network((3, 2), [Dropout(0.5), SelfAttention(2), MeanOverTime(),\n"
+        "                         Dense(2, 'softmax')], 'cce')\n"
+    )
+    block = _block(_derive(capsys, path), 2)
+    n_, t_, d_, dk = 1, 3, 2, 2
+    sizes = {"m": n_, "T": t_, "d": d_, "d_k": dk}
+    seq = list(itertools.product(range(n_), range(t_)))
+    Q, K, dS = (sp.IndexedBase(name) for name in ("Q", "K", "dS"))
+    # S = Q Kᵀ/√d_k, per example, written out
+    scores = sum(
+        dS[n, t, u] * sum(Q[n, t, k] * K[n, u, k] for k in range(dk)) / sp.sqrt(dk)
+        for (n, t), u in itertools.product(seq, range(t_))
+    )
+    arrays = {"Q2": Q, "K2": K, "dS2": dS}
+    dQ, dK = (_parse(_rule_line(block, name), arrays) for name in ("dQ2", "dK2"))
+    for entry in itertools.product(range(n_), range(t_), range(dk)):
+        assert sp.expand(_value(dQ, entry, sizes) - sp.diff(scores, Q[entry])) == 0
+        assert sp.expand(_value(dK, entry, sizes) - sp.diff(scores, K[entry])) == 0
+    # X feeds Q = X Wq, K = X Wk and V = X Wv: its gradient sums the three branches
+    X = sp.IndexedBase("X")
+    grads = {part: sp.IndexedBase(f"d{part}") for part in "QKV"}
+    weights = {part: sp.IndexedBase(f"W{part}") for part in "QKV"}
+    products = sum(
+        grads[part][n, t, k] * sum(X[n, t, e] * weights[part][e, k] for e in range(d_))
+        for part in "QKV"
+        for (n, t), k in itertools.product(seq, range(dk))
+    )
+    arrays = {"A1": X} | {f"d{part}2": grads[part] for part in "QKV"}
+    arrays |= {f"W{part.lower()}2": weights[part] for part in "QKV"}
+    dX = _parse(_rule_line(block, "dA1"), arrays)
+    for entry in itertools.product(range(n_), range(t_), range(d_)):
+        assert sp.expand(_value(dX, entry, sizes) - sp.diff(products, X[entry])) == 0
+    dWq = _parse(_rule_line(block, "dWq2"), arrays)
+    for entry in itertools.product(range(d_), range(dk)):
+        expected = sp.diff(products, weights["Q"][entry])
+        assert sp.expand(_value(dWq, entry, sizes) - expected) == 0
+
+
 def test_a_bad_tensor_file_and_train_are_one_line_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.py"
     bad.write_text(
