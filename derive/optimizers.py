@@ -233,8 +233,11 @@ class Perceptron(UpdateRule):
         >>> Perceptron().batch_signals()
         {'weight': X.T*(Y - Yhat), 'bias': ones.T*(Y - Yhat)}
         """
-        return {"weight": _summed_over_rows(self.signal_definition, X),
-                "bias": _summed_over_rows(self.signal_definition, ones)}  # fmt: skip
+        definition = self.signal_definition
+        return {
+            "weight": _summed_over_rows(definition, X),
+            "bias": _summed_over_rows(definition, ones),
+        }
 
 
 def _summed_over_rows(definition: sp.Expr, inputs: sp.MatrixSymbol) -> sp.MatrixExpr:

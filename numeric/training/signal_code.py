@@ -40,15 +40,14 @@ def signal_source(rule: Perceptron | None = None) -> str:
     is a 2-D array (a row per example; ``delta_W`` is inputs x outputs, ``delta_b`` one row)."""
     rule = rule or Perceptron()
     signals = rule.batch_signals()
-    (shared, *_), outputs = sp.cse(list(signals.values()), symbols=_names("E"))
-    error, difference = shared  # Y - Yhat, read by both sums
+    ((error, difference),), outputs = sp.cse(list(signals.values()), symbols=_names("E"))
     printer = NumPyPrinter()
-    entrywise = _entrywise(difference)
-    body = [f"# {error} = {printer.doprint(entrywise)}",
-            f"{error} = {printer.doprint_into(entrywise, str(Yhat))}"]  # fmt: skip
+    entrywise = _entrywise(difference)  # Y - Yhat, read by both sums: into Yhat's memory
+    body = [f"# {error} = {printer.doprint(entrywise)}"]
+    body.append(f"{error} = {printer.doprint_into(entrywise, str(Yhat))}")
     for key, expr in zip(signals, outputs):
-        body += [f"# {OUTPUTS[key]} = {printer.doprint(expr)}",
-                 printer.doprint_into(expr, OUTPUTS[key])]  # fmt: skip
+        body.append(f"# {OUTPUTS[key]} = {printer.doprint(expr)}")
+        body.append(printer.doprint_into(expr, OUTPUTS[key]))
     return "\n".join(
         [
             f'"""{rule.title}: its signal on a batch, printed from derive.optimizers.Perceptron.',
