@@ -68,7 +68,8 @@ class TensorKernelWriter:
         self.printer.module = self.target.xp
         self.fwd: list[str] = []
         self.back: list[str] = []
-        self.saved: list[str] = []  # forward arrays the backward pass reads
+        self.loops = False  # a Python loop over window positions (np.ndindex) was printed
+        self.conv_cols: dict[int, dict] = {}  # each conv's im2col views, reused backward
 
     # -- the module ------------------------------------------------------------------------
 
@@ -96,7 +97,8 @@ class TensorKernelWriter:
             '"""',
             "",
             *self.target.imports,
-            *self.target.helpers,
+            *(self.target.loop_imports if self.loops else ()),
+            *(self.target.window_helpers if any(self.conv_cols.values()) else ()),
             "",
             f"PARAMS = {model.param_shapes()!r}",
         ]
@@ -153,12 +155,17 @@ class TensorKernelWriter:
         emit = lambda line: self.back.append("    " + line)  # noqa: E731
         _emitter(stage.layer).backward(self, stage, src, first, emit)
 
+    def _positions(self, rows: int, cols: int) -> str:
+        """A loop over the positions of a window (a few): each pass moves every pixel at once."""
+        self.loops = True
+        return f"for i, j in np.ndindex({rows}, {cols}):"
+
     def _printer(self, names: dict, sizes: dict) -> ContractionPrinter:
         printer = ContractionPrinter(names, sizes)
         printer.xp, printer.im2col = self.target.xp, self.target.im2col
         return printer
 
-    def _activate(self, k: int, name: str, last: bool = False) -> None:
+    def _activate(self, k: int, name: str) -> None:
         act = activation(name)
         if name == "linear":
             self.fwd.append(f"A{k} = Z{k}")
@@ -235,7 +242,7 @@ class TensorKernelWriter:
         printer = self._printer({"X": src, "K": f"W{k}", "b": f"b{k}"}, self._conv_sizes(stage))
         code = printer.code(_definition_sum(rule.definition), ("m", *stage.outputs))
         self.fwd += printer.setup
-        self.conv_cols = getattr(self, "conv_cols", {}) | {k: printer.windows}
+        self.conv_cols[k] = printer.windows
         self.fwd.append(
             f"Z{k} = {code}  # Z[n,h,w,o] = Σ_ijc {src}[n, s h + i, s w + j, c] W{k}[i,j,c,o]"
         )
@@ -280,7 +287,7 @@ class TensorKernelWriter:
         emit(f"{target} = {xp}.zeros((m, {sizes[T.H]}, {sizes[T.W]}, {c}), dtype=X.dtype)")
         rows = f"i:i + {s * (ho - 1) + 1}" + (f":{s}" if s > 1 else "")
         cols = f"j:j + {s * (wo - 1) + 1}" + (f":{s}" if s > 1 else "")
-        emit(f"for i, j in np.ndindex({kh}, {kw}):  # kernel positions; all pixels at once")
+        emit(self._positions(kh, kw) + "  # kernel positions; all pixels at once")
         emit(
             "    "
             + self.target.add_at(target, f"[:, {rows}, {cols}]", f"d{x_name}_cols[:, :, :, i, j]")
@@ -313,12 +320,12 @@ class TensorKernelWriter:
         self._pool_blocks(stage, src)
         emit = self.fwd.append
         emit(f"A{k} = {src}_blocks[:, :, 0, :, 0, :].copy()")
-        emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
+        emit(self._positions(size, size) + "  # window positions; all pixels at once")
         emit("    " + self.target.maximum_into(f"A{k}", f"{src}_blocks[:, :, i, :, j, :]"))
         # R: 1 at the first largest entry of each window in row-major order (JAX's choice)
         emit(f"R{k} = {xp}.zeros({src}_blocks.shape, dtype=bool)")
         emit(f"unclaimed = {xp}.ones(A{k}.shape, dtype=bool)")
-        emit(f"for i, j in np.ndindex({size}, {size}):  # window positions; all pixels at once")
+        emit(self._positions(size, size) + "  # window positions; all pixels at once")
         emit(f"    first = ({src}_blocks[:, :, i, :, j, :] == A{k}) & unclaimed")
         emit("    " + self.target.set_at(f"R{k}", "[:, :, i, :, j, :]", "first"))
         emit("    unclaimed &= ~first")
@@ -389,7 +396,7 @@ class TensorKernelWriter:
         code = printer.code(_definition_sum(rule.definition), ("m", units))
         self.fwd.append(f"Z{k} = {code}  # Z{k} = {src} W{k} + b{k}")
         self.fwd.append(f"Z{k} += b{k}")
-        self._activate(k, stage.layer.activation, last=stage is self.model.stages[-1])
+        self._activate(k, stage.layer.activation)
 
     def _dense_backward(self, stage, src, first, emit) -> None:
         k, units = stage.k, stage.layer.units

@@ -44,11 +44,10 @@ def loss_and_grads(params, X, Y, masks=None):
 class NumPyTarget:
     name: str = "NumPy"
     xp: str = "np"  # the array module, as the kernels name it
-    imports: tuple = (
-        "import numpy as np",
-        "from numpy.lib.stride_tricks import sliding_window_view",
-    )
-    helpers: tuple = ()  # lines of module-level functions the kernels call, after the imports
+    imports: tuple = ("import numpy as np",)
+    loop_imports: tuple = ()  # where a kernel loops over window positions (np.ndindex)
+    # after the imports, where a kernel takes windows of an image (im2col)
+    window_helpers: tuple = ("from numpy.lib.stride_tricks import sliding_window_view",)
     entry_points: tuple = ()  # lines after the kernels
     im2col = None  # the printer's own: sliding_window_view, made contiguous
 
@@ -78,13 +77,14 @@ class NumPyTarget:
 @dataclass(frozen=True)
 class JaxTarget(NumPyTarget):
     """jax.numpy: arrays are immutable, and there is no strided window view. The kernels are
-    ``_forward`` ... compiled by ``jax.jit``; ``forward`` ... call them (NumPy stays imported
-    for the Python loops over window positions, ``np.ndindex``)."""
+    ``_forward`` ... compiled by ``jax.jit``; ``forward`` ... call them (NumPy is imported for
+    the Python loops over window positions, ``np.ndindex``, where there are some)."""
 
     name: str = "JAX"
     xp: str = "jnp"
-    imports: tuple = ("import jax", "import jax.numpy as jnp", "import numpy as np")
-    helpers: tuple = tuple(_JAX_WINDOWS.split("\n"))
+    imports: tuple = ("import jax", "import jax.numpy as jnp")
+    loop_imports: tuple = ("import numpy as np",)
+    window_helpers: tuple = tuple(_JAX_WINDOWS.split("\n"))
     entry_points: tuple = tuple(_JAX_ENTRY_POINTS.split("\n"))
 
     @staticmethod
@@ -93,7 +93,7 @@ class JaxTarget(NumPyTarget):
 
     @staticmethod
     def as_float(code: str) -> str:
-        return f"({code})"  # a float outside jit only: the entry points convert it
+        return code  # a float outside jit only: the entry points convert it
 
     @staticmethod
     def im2col(code, shape, axes, steps, rank, tail) -> str:
