@@ -85,3 +85,31 @@ def test_graph_figure_is_a_vector_pdf_without_raster_images(tmp_path):
 def test_labels_matplotlib_cannot_render_fall_back_to_none():
     assert mathtext(r"\operatorname{ReLU}'(z)") == r"$\mathrm{ReLU}'(z)$"
     assert mathtext(r"\begin{cases} 1 \end{cases}") is None
+
+
+@pytest.mark.parametrize("with_accuracy", [False, True])
+def test_the_loss_curves_legend_covers_no_part_of_the_plot(tmp_path, monkeypatch, with_accuracy):
+    """The legend sits outside the axes, so no curve can run under it, and stays on the page."""
+    from numeric.training.history import History
+    from reports.figures import learning
+
+    history = History(steps_per_epoch=4, examples=40)
+    for epoch in range(30):
+        for _ in range(4):
+            history.add_step(np.exp(-epoch / 5), rows=10)
+        history.end_epoch(min(1.0, epoch / 20) if with_accuracy else None)
+    figures = []
+    save = learning._save
+    monkeypatch.setattr(learning, "_save", lambda fig, path: figures.append(fig) or save(fig, path))
+    learning.loss_curve(history, tmp_path / "loss")
+    (fig,) = figures
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figure is closed once saved
+    legend = fig.axes[0].get_legend().get_window_extent(renderer)
+    for axis in fig.axes:
+        plot_area = axis.get_window_extent(renderer)
+        assert legend.y0 >= plot_area.y1 - 1, "the legend overlaps the plot area"
+    page = fig.bbox
+    assert page.x0 <= legend.x0 and legend.x1 <= page.x1 and legend.y1 <= page.y1
+    assert len(fig.axes[0].get_legend().get_texts()) == (3 if with_accuracy else 2)

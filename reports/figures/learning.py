@@ -41,7 +41,10 @@ def loss_curve(history, path: Path, ylabel: str = "loss") -> Path:
         right.set_ylabel("accuracy", color=DERIVATIVE_COLOR)
         right.grid(False)
         right.spines["right"].set_visible(True)
-    ax.legend(loc="center right", frameon=False)
+    # above the axes: inside, it covers the curve wherever the curve happens to run
+    handles = [line for axis in fig.axes for line in axis.get_lines()]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles),
+              frameon=False)  # fmt: skip
     return _save(fig, path)
 
 
