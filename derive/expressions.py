@@ -60,6 +60,8 @@ NODE_NAMES = ("u", "v", "p", "q", "r", "s", "t")
 MAX_CHARS = 5_000
 #: largest magnitude of a number in an expression: it must fit a float64 kernel
 MAX_NUMBER = 1e300
+#: largest exponent of a power of a symbol (x**1000)
+MAX_EXPONENT = 1_000
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -95,10 +97,7 @@ def parse_expression(text: str) -> tuple[str | None, sp.Expr]:
             f"{text[:40]!r}..."
         )
     try:
-        tree = ast.parse(body.strip(), mode="eval")
-        for node in ast.walk(tree):  # keep the numbers as written, for messages
-            if isinstance(node, ast.Constant):
-                node.text = ast.get_source_segment(body.strip(), node)
+        tree = parse_keeping_numbers(body.strip())
         with sp.evaluate(False):  # keep the user's structure: 3*(a + b*c) stays a product
             return name, _convert(tree.body)
     except SyntaxError as err:
@@ -107,6 +106,16 @@ def parse_expression(text: str) -> tuple[str | None, sp.Expr]:
         raise ExpressionError(
             f"expression {_short(body)} is nested too deeply to parse; split it up"
         ) from None
+
+
+def parse_keeping_numbers(text: str) -> ast.Expression:
+    """``ast.parse`` of an expression, each number keeping its text for messages (1e999,
+    not the inf Python reads)."""
+    tree = ast.parse(text, mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant):
+            node.text = ast.get_source_segment(text, node)
+    return tree
 
 
 def _number_text(node: ast.Constant) -> str:
@@ -120,9 +129,7 @@ def _short(text: str) -> str:
 
 def _convert(node: ast.AST) -> sp.Expr:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        if not abs(node.value) <= MAX_NUMBER:  # 1e999 is inf; NaN fails too
-            raise ExpressionError(f"number {_short(_number_text(node))} is too large (limit 1e300)")
-        return sp.Rational(str(node.value))
+        return read_number(node)
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS or node.id in ACTIVATION_CALLS:
             raise ExpressionError(f"{node.id!r} is a function; call it, e.g. {node.id}(x)")
@@ -130,7 +137,7 @@ def _convert(node: ast.AST) -> sp.Expr:
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _convert(node.left), _convert(node.right)
         if type(node.op) in (ast.Pow, ast.BitXor):
-            _check_power(left, right, node)
+            check_power(left, right, node)
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _convert(node.operand)
@@ -143,9 +150,18 @@ def _convert(node: ast.AST) -> sp.Expr:
     )
 
 
-def _check_power(base: sp.Expr, exponent: sp.Expr, node: ast.AST) -> None:
+def read_number(node: ast.Constant, error: type = ExpressionError) -> sp.Rational:
+    """A number of the text, exactly as written; past :data:`MAX_NUMBER` no float kernel
+    holds it, so it is refused with ``error`` (the matrix parser passes its own)."""
+    if not abs(node.value) <= MAX_NUMBER:  # 1e999 is inf; NaN fails too
+        raise error(f"number {_short(_number_text(node))} is too large (limit 1e300)")
+    return sp.Rational(str(node.value))
+
+
+def check_power(base: sp.Expr, exponent: sp.Expr, node: ast.AST, error=ExpressionError) -> None:
     """Refuse a number SymPy would spend minutes writing out (10**10**10) or that no float
-    holds, before anything evaluates it: ``|exponent| * log10|base|`` says how many digits."""
+    holds, before anything evaluates it: ``|exponent| * log10|base|`` says how many digits.
+    A power of a symbol past :data:`MAX_EXPONENT` is refused too (its derivative's text)."""
     size = _magnitude(exponent)
     if size is None:
         return
@@ -154,11 +170,9 @@ def _check_power(base: sp.Expr, exponent: sp.Expr, node: ast.AST) -> None:
         if magnitude is None:
             return
         if magnitude not in (0.0, 1.0) and size * abs(math.log10(magnitude)) > 300:
-            raise ExpressionError(
-                f"{_short(ast.unparse(node))} is too large a number (limit about 1e300)"
-            )
-    elif size > 1_000:
-        raise ExpressionError(f"exponent in {_short(ast.unparse(node))} is too large (limit 1000)")
+            raise error(f"{_short(ast.unparse(node))} is too large a number (limit about 1e300)")
+    elif size > MAX_EXPONENT:
+        raise error(f"exponent in {_short(ast.unparse(node))} is too large (limit {MAX_EXPONENT})")
 
 
 def _magnitude(expr: sp.Expr) -> float | None:

@@ -25,13 +25,14 @@ from sympy import OneMatrix
 
 from . import registry
 from .errors import BackpropInputError
-from .expressions import _BINARY
+from .expressions import _BINARY, check_power, parse_keeping_numbers, read_number
 from .expressions import FUNCTIONS as SCALAR_FUNCTIONS
 from .graph import Node
 from .model import Model
 from .ops import DenseOp, _stand_in, m, rowsum, total
 
-FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos", "abs")
+#: the scalar parser's elementwise functions, one table for both
+FUNCTIONS = tuple(SCALAR_FUNCTIONS)
 REDUCTIONS = ("sum", "mean", "rowsum")
 
 
@@ -152,8 +153,7 @@ class _Builder:
                     f"{name!r} is no parameter (params: {', '.join(self.params)}); "
                     "the data of a matrix expression are X and Y"
                 )
-            array = (shape[1],) if shape[0] == 1 and role == "param" else None
-            node = Node(name, role, shape=shape, array_shape=array)
+            node = Node(name, role, shape=shape)
             self.nodes.append(node)
             self.leaves[name] = node
             self.symbol_shapes[node.symbol] = shape
@@ -168,8 +168,6 @@ class _Builder:
         shape = value.shape if value.shape else ()
         op = DenseOp() if value.kind == "linear" else ElementwiseOp(self.symbol_shapes)
         node = Node(name, role, op=op, parents=value.parents, expr=value.expr, shape=shape)
-        if shape and shape[0] == 1 and shape != (1, 1):
-            node.array_shape = (shape[1],)
         self.nodes.append(node)
         self.symbol_shapes[node.symbol] = shape
         return node
@@ -190,6 +188,16 @@ class _Builder:
                 user.expr = user.expr.xreplace({leaf.symbol: copy.symbol})
                 user.parents = tuple(copy if p is leaf else p for p in user.parents)
 
+    def store_rows_as_vectors(self) -> None:
+        """A ``(1, n)`` row that is only broadcast over rows (``1 b``) or read entry by entry
+        is an ``(n,)`` array, as an MLP's bias; one that is a factor of a product (``X W``
+        with ``X`` of one column) stays ``(1, n)``: NumPy's ``@`` reads ``(n,)`` otherwise."""
+        products = [n.expr for n in self.nodes if isinstance(n.expr, sp.MatrixExpr)]
+        for node in self.nodes:
+            rows, cols = node.shape or (None, None)
+            if rows == 1 and cols != 1 and not any(_in_product(node.matrix, e) for e in products):
+                node.array_shape = (cols,)
+
     def as_matrix(self, value: _Value):
         if value.kind == "number":
             raise MatrixExpressionError(f"{value.expr} is a number, not a matrix")
@@ -207,6 +215,20 @@ class _Builder:
             return value.expr, value.parents
         node = self.node(value)
         return node.symbol, (node,)
+
+
+def _in_product(row, expr) -> bool:
+    """Whether ``row`` is a factor of a matrix product in ``expr``, or transposed, other than
+    the broadcast ``1 b``."""
+    for e in sp.preorder_traversal(expr):
+        if isinstance(e, sp.Transpose) and e.arg == row:
+            return True
+        if isinstance(e, sp.MatMul):
+            factors = e.as_coeff_matrices()[1]
+            broadcast = len(factors) == 2 and isinstance(factors[0], OneMatrix)
+            if row in factors and not (broadcast and factors[1] == row):
+                return True
+    return False
 
 
 def _leaf(node: Node) -> _Value:
@@ -235,7 +257,7 @@ class _Reader:
 
     def read(self, node: ast.AST) -> _Value:
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return _Value("number", sp.Rational(str(node.value)), ())
+            return _Value("number", read_number(node, MatrixExpressionError), ())
         if isinstance(node, ast.Name):
             return self.name(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
@@ -281,6 +303,8 @@ class _Reader:
             return _Value("linear", a * b, (a.shape[0], b.shape[1]), _union(pa, pb))
         if op not in _ARITHMETIC:
             raise MatrixExpressionError(f"unsupported operator in {_text(node)!r}")
+        if op is ast.Pow:  # before SymPy writes out 10**10**10
+            check_power(left.expr, right.expr, node, MatrixExpressionError)
         if left.kind == right.kind == "number":
             return _Value("number", _ARITHMETIC[op](left.expr, right.expr), ())
         linear = self._linear(op, left, right, node)
@@ -410,7 +434,7 @@ def from_matrix_expr(text_or_sympy, shapes: dict, params=None) -> Model:
     shapes = _check_shapes(shapes)
     params = _check_params(params, shapes)
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = parse_keeping_numbers(text)
     except SyntaxError as err:
         raise MatrixExpressionError(f"cannot parse {text!r}: {err.msg}") from None
     builder = _Builder(shapes, params)
@@ -427,6 +451,7 @@ def from_matrix_expr(text_or_sympy, shapes: dict, params=None) -> Model:
         raise MatrixExpressionError(f"the cost {text!r} does not use the data X")
     cost = builder.node(value, role="loss", name="J")
     builder.separate_uses()
+    builder.store_rows_as_vectors()
     matrices = [n for n in builder.nodes if not n.is_leaf and n.shape and n is not cost]
     if not matrices:
         raise MatrixExpressionError(f"the cost {text!r} computes no matrix from X")

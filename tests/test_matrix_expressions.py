@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import derive
 from derive import from_matrix_expr
@@ -46,6 +48,19 @@ CASES = [
         "sum(X @ W @ V.T)/m + mean(X @ W)**2",
         {"X": ("m", 3), "W": (3, 2), "V": (4, 2)},
         lambda p, X, Y: jnp.sum(X @ p["W"] @ p["V"].T) / len(X) + jnp.mean(X @ p["W"]) ** 2,
+    ),
+    (  # every function of the scalar parser, tan too
+        "mean(tan(X @ W / 4) * Y) + sum(sin(X @ W) * cos(X @ W))/m",
+        {"X": ("m", 3), "W": (3, 2), "Y": ("m", 2)},
+        lambda p, X, Y: (
+            jnp.mean(jnp.tan(X @ p["W"] / 4) * Y)
+            + jnp.sum(jnp.sin(X @ p["W"]) * jnp.cos(X @ p["W"])) / len(X)
+        ),
+    ),
+    (  # a (1, 3) weight is a factor of a product, not a bias: it stays (1, 3)
+        "sum((X @ W + b - Y)**2)/m",
+        {"X": ("m", 1), "W": (1, 3), "b": (1, 3), "Y": ("m", 3)},
+        lambda p, X, Y: jnp.sum((X @ p["W"] + p["b"] - Y) ** 2) / len(X),
     ),
     (
         "sum(rowsum((X @ W + b)**2) * Y)/m",
@@ -168,6 +183,10 @@ def test_the_model_reaches_the_cli_through_a_model_file(tmp_path, capsys):
         ("sum(X.real)", {"X": ("m", 3), "W": (3, 2)}, r"unsupported syntax 'X.real'"),
         ("sum(W**2)", {"X": ("m", 3), "W": (3, 2)}, r"does not use the data X"),
         ("sum(X @ W**W)", {"X": ("m", 3), "W": (3, 2)}, r"power .* must be a number"),
+        ("sum(X @ W) * 1e999", {"X": ("m", 3), "W": (3, 2)}, r"number '1e999' is too large"),
+        ("sum(X @ W) * 10**400", {"X": ("m", 3), "W": (3, 2)}, r"'10 \*\* 400' is too large a"),
+        ("sum((X @ W)**5000)", {"X": ("m", 3), "W": (3, 2)}, r"exponent in .* \(limit 1000\)"),
+        ("sum(X @ W) * m**2000", {"X": ("m", 3), "W": (3, 2)}, r"exponent in 'm \*\* 2000'"),
     ],
 )
 def test_bad_matrix_expressions_are_refused_by_name(text, shapes, pattern):
@@ -178,8 +197,82 @@ def test_bad_matrix_expressions_are_refused_by_name(text, shapes, pattern):
         from_matrix_expr(text, shapes)
 
 
+@pytest.mark.parametrize("scalar, matrix", [("x * 1e999", "sum(X @ W) * 1e999"),
+    ("x * 2.0**2000", "sum(X @ W) * 2.0**2000"), ("x**1001", "sum((X @ W)**1001)")])  # fmt: skip
+def test_runaway_numbers_are_refused_as_the_scalar_parser_refuses_them(scalar, matrix):
+    with pytest.raises(derive.BackpropInputError) as scalar_error:
+        derive.from_expr(scalar)
+    with pytest.raises(derive.BackpropInputError) as matrix_error:
+        from_matrix_expr(matrix, {"X": ("m", 3), "W": (3, 2)})
+    reason = str(scalar_error.value).split(" is too large")[-1]
+    assert reason and str(matrix_error.value).endswith(reason)
+
+
 def test_params_must_be_matrices_of_the_shapes():
     with pytest.raises(derive.BackpropInputError, match="'V' is not one of the matrices W"):
         from_matrix_expr("sum(X @ W)", {"X": ("m", 3), "W": (3, 2)}, params=["V"])
     with pytest.raises(TypeError, match="shapes must be a dict"):
         from_matrix_expr("sum(X @ W)", [("X", ("m", 3))])
+
+
+#: the sum of a column (m, 1) times an (m, k) matrix: it broadcasts, so it is no np.vdot
+#: (text, the same cost in jax.numpy)
+COLUMN_TIMES_MATRIX = [
+    (
+        "sum(rowsum(X @ W + b) * Y)/m",
+        lambda p, X, Y: jnp.sum(jnp.sum(X @ p["W"] + p["b"], axis=1, keepdims=True) * Y) / len(X),
+    ),
+    (
+        "sum(rowsum(X @ W) * tanh(X @ W))",
+        lambda p, X, Y: jnp.sum(jnp.sum(X @ p["W"], axis=1, keepdims=True) * jnp.tanh(X @ p["W"])),
+    ),
+    (
+        "sum(Y * rowsum(X @ W)) + sum(Y * (X @ W + b))",
+        lambda p, X, Y: (
+            jnp.sum(Y * jnp.sum(X @ p["W"], axis=1, keepdims=True))
+            + jnp.sum(Y * (X @ p["W"] + p["b"]))
+        ),
+    ),
+]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    case=st.sampled_from(COLUMN_TIMES_MATRIX),
+    n=st.integers(1, 4),
+    k=st.integers(2, 4),
+    y_cols=st.sampled_from(["column", "matrix"]),
+    rows=st.integers(1, 6),
+    target=st.sampled_from(["numpy", "jax"]),
+)
+def test_a_column_times_a_matrix_sums_by_broadcasting(case, n, k, y_cols, rows, target):
+    text, oracle = case
+    shapes = {"X": ("m", n), "W": (n, k), "b": (1, k), "Y": ("m", 1 if y_cols == "column" else k)}
+    if "b" not in text:
+        del shapes["b"]
+    model = from_matrix_expr(text, shapes)
+    kernel = codegen(model.derive(), target)
+    params = kernel.random_params(seed=n + k)
+    X, Y = _data(model, rows=rows, seed=rows)
+    with jax.enable_x64(True):
+        J, grads = kernel.loss_and_grads(params, X, Y)
+    as_matrices = {k: v.reshape(shapes[k]) if shapes[k][0] == 1 else v for k, v in params.items()}
+    truth = jax.grad(lambda p: oracle(p, X, Y))(as_matrices)
+    assert J == pytest.approx(float(oracle(as_matrices, X, Y)), rel=1e-12, abs=1e-12)
+    for name in params:
+        np.testing.assert_allclose(
+            np.asarray(grads[name]).reshape(-1),
+            np.asarray(truth[name]).reshape(-1),
+            rtol=1e-9,
+            atol=1e-12,
+        )
+
+
+@pytest.mark.parametrize(
+    "text, oracle", COLUMN_TIMES_MATRIX, ids=[c[0] for c in COLUMN_TIMES_MATRIX]
+)
+def test_a_column_times_a_matrix_passes_the_four_route_check(text, oracle):
+    shapes = {"X": ("m", 3), "W": (3, 2), "b": (1, 2), "Y": ("m", 2)}
+    if "b" not in text:
+        del shapes["b"]
+    assert verify(from_matrix_expr(text, shapes), batch=4).ok

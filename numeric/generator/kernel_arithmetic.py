@@ -4,7 +4,7 @@ and the reductions (row sums and maxima, totals as dot products, means, elementw
 :class:`KernelArithmetic` is the part of
 :class:`numeric.generator.kernel_printer.KernelPrinter` that decides operand order and
 where a scalar factor goes (``x * (2 / (3 * m))`` makes one pass over the array). It reads
-the printer's ``module`` (``np`` or ``jnp``) and its ``ranks`` and ``lead`` settings.
+the printer's ``module`` (``np`` or ``jnp``) and its ``ranks``, ``shapes`` and ``lead`` settings.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sympy import Mul, Pow
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
+from .kernel_forms import shape_of
 from .stable import maximum
 
 
@@ -166,7 +167,7 @@ class KernelArithmetic(StrPrinter):
         if not arg.free_symbols:
             raise NotImplementedError(f"a sum over entries of a constant needs a shape: {expr}")
         pair = self._two_arrays(arg)
-        if pair is not None:  # sum of a product: one dot product, no temporary
+        if pair is not None and self._one_shape(*pair[1:]):  # one dot product, no temporary
             scalar, a, b = pair
             dot = self._dot(a, b)
             return (
@@ -186,6 +187,19 @@ class KernelArithmetic(StrPrinter):
         if len(arrays) != 2 or any(isinstance(a, Pow) and a.exp.is_negative for a in arrays):
             return None
         return sp.Mul(*scalars), arrays[0], arrays[1]
+
+    def _one_shape(self, a, b) -> bool:
+        """Whether two factors are arrays of one shape, as ``np.vdot`` needs; a column
+        ``(m, 1)`` times an ``(m, n)`` matrix broadcasts, so its sum is ``(a * b).sum()``.
+        Without the ``shapes`` setting (identifier -> shape), every pair is taken as one."""
+        shapes, names = self._settings["shapes"], self._settings["names"]
+        if not shapes:
+            return True
+
+        def shape_of_symbol(symbol):
+            return shapes.get(names.get(symbol.name, symbol.name), ())
+
+        return shape_of(a, shape_of_symbol) == shape_of(b, shape_of_symbol)
 
     def _dot(self, a, b) -> str:
         left, right = (self.parenthesize(x, PRECEDENCE["Mul"]) for x in (a, b))

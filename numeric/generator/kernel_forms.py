@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive.ops import total
+from derive.ops import rowsum, total
+
+from .stable import rowmax
 
 
 class batch_mean(sp.Function):  # noqa: N801  (SymPy function names are lower case)
@@ -117,3 +119,47 @@ def elementwise_form(expr, ranks: dict[str, int], rank: int | None = None):
         return coeff * (total(body) if over_batch else body)
 
     return convert(expr)
+
+
+def shape_of(expr, shape_of_symbol) -> tuple | None:
+    """The NumPy shape of an elementwise expression (broadcasting), None if unknown;
+    ``shape_of_symbol`` gives each symbol's (``()`` for a number such as the batch size).
+
+    >>> a, m = sp.Symbol("A", real=True), sp.Symbol("m")
+    >>> def shape_of_symbol(s):
+    ...     return {a: (m, 3)}.get(s, ())
+    >>> shape_of(a * rowsum(a) + 1, shape_of_symbol), shape_of(rowsum(a) / m, shape_of_symbol)
+    ((m, 3), (m, 1))
+    """
+    if isinstance(expr, (sp.Symbol, sp.MatrixSymbol)):
+        return shape_of_symbol(expr)
+    if expr.is_Atom or isinstance(expr, (total, batch_mean)):
+        return ()
+    if isinstance(expr, (rowsum, rowmax)):
+        inner = shape_of(expr.args[0], shape_of_symbol)
+        return None if inner is None else (inner[:1] + (1,) if len(inner) == 2 else inner)
+    if isinstance(expr, sp.MatrixExpr) or not expr.args:
+        return None
+    out: tuple = ()
+    for arg in expr.args:
+        shape = shape_of(arg, shape_of_symbol) if isinstance(arg, sp.Basic) else ()
+        if shape is None:
+            return None
+        out = _broadcast(out, shape)
+        if out is None:
+            return None
+    return out
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(out)

@@ -61,7 +61,8 @@ class KernelPrinter(KernelArithmetic):
     """Array code for one expression; the base of the NumPy and JAX printers.
 
     ``names`` maps SymPy names to Python identifiers, ``ranks`` gives the number of axes
-    of each array (a row sum of a vector is the vector itself), ``lead`` lists names a
+    of each array (a row sum of a vector is the vector itself), ``shapes`` the shape of each
+    identifier where known (a column times a matrix is no dot product), ``lead`` lists names a
     product prints first (adjoints: ``dA1 * (1 - A1**2)`` reads as the chain rule).
 
     >>> from numeric.generator.numpy_printer import NumPyPrinter
@@ -80,6 +81,7 @@ class KernelPrinter(KernelArithmetic):
         **StrPrinter._default_settings,
         "names": {},
         "ranks": {},
+        "shapes": {},
         "lead": (),
     }
 

@@ -14,6 +14,7 @@ from derive.ops import m as BATCH
 
 from .data_lines import DataLines, group_parameters
 from .kernel import FUNCTIONS, Kernel, KernelLine
+from .kernel_forms import shape_of
 from .memory_reuse import reuse_plan
 from .printers import WIDTH, KernelPrinter, wrap_statement
 from .shared_values import common_subexpressions, share_softplus, temp_ranks
@@ -129,7 +130,12 @@ class ModuleWriter:
         lead = [names(s.target) for s in self.p.backward_statements]
         if not self.p.matrix:
             lead += [names(node.name) for node in self.model.params]
-        local = self.printer_class({"names": names.map, "ranks": ranks, "lead": tuple(lead)})
+        shapes = self._shapes()
+        for s in statements:  # shared temporaries, in order: one may read another
+            if s.kind == "shared":
+                shapes[names(s.target)] = shape_of(s.expr, lambda a: shapes.get(names.of(a), ()))
+        settings = {"names": names.map, "ranks": ranks, "shapes": shapes, "lead": tuple(lead)}
+        local = self.printer_class(settings)
         adjoints = {names(st.target) for st in self.p.backward_statements}
         outs = reuse_plan(statements, returns, self._shapes(), names, prefer=adjoints)
         body, section = [], None

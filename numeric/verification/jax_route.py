@@ -100,12 +100,15 @@ def forward_source(model) -> str:
     ident = _identifiers(model)
     matrix = model.level == "matrix"
     dims = {k: sp.Integer(v) for k, v in model.dims.items()}
-    ranks = {}
+    ranks, shapes = {}, {}
     if matrix:
         for node in model.nodes:
             if node.array_shape is not None:
                 ranks[node.name] = len(node.array_shape)
-    printer = JaxPrinter({"names": ident, "ranks": ranks})
+                shapes[ident[node.name]] = tuple(
+                    sp.sympify(d).xreplace(dims) for d in node.array_shape
+                )
+    printer = JaxPrinter({"names": ident, "ranks": ranks, "shapes": shapes})
     equation = EquationPrinter()
 
     def prep(expr, rank=None):
