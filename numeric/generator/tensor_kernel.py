@@ -47,9 +47,12 @@ def _rows(expr: sp.Expr, arrays: dict, width: int) -> sp.Expr:
 
 
 def _definition_sum(definition: sp.Eq) -> Contraction:
-    """The contraction part of a definition (``Σ X K`` of ``Z = Σ X K + b``)."""
-    (total,) = [arg for arg in sp.Add.make_args(definition.rhs) if isinstance(arg, sp.Sum)]
-    return Contraction(definition.lhs, total.function, total.limits)
+    """The contraction part of a definition (``Σ X K`` of ``Z = Σ X K + b``), its coefficient
+    kept in the body (``Σ Q K / √d_k``, ``Σ X / T``)."""
+    (term,) = [arg for arg in sp.Add.make_args(definition.rhs) if arg.has(sp.Sum)]
+    (total,) = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
+    coefficient = term / total
+    return Contraction(definition.lhs, total.function * coefficient, total.limits)
 
 
 def _array(name: str) -> sp.Symbol:
@@ -364,7 +367,11 @@ class TensorKernelWriter:
         self.fwd.append(f"A{stage.k} = {src}.reshape(m, -1)  # Flatten: row-major, (y W + x) C + c")
 
     def _mean_forward(self, stage, src) -> None:
-        self.fwd.append(f"A{stage.k} = {src}.mean(axis=1)  # Z[n, e] = Σ_t {src}[n, t, e] / T")
+        (rule,) = _rules(stage)
+        length, width = stage.inputs
+        printer = self._printer({"X": src}, {T.T: length, T.d: width})
+        code = printer.code(_definition_sum(rule.definition), ("m", width))
+        self.fwd.append(f"A{stage.k} = {code}  # Z[n, e] = Σ_t {src}[n, t, e] / T")
 
     def _reshape_backward(self, stage, src, first, emit) -> None:
         """Flatten's and MeanOverTime's ``dX``: their derived rule, printed as it stands."""
@@ -424,7 +431,8 @@ class TensorKernelWriter:
             code = printer.code(_definition_sum(weights), ("m", length, dk))
             emit(f"{part.upper()}{k} = {code}  # {part.upper()} = X W{part}")
         printer = self._printer({"A": f"Q{k}", "B": f"K{k}"}, sizes)
-        emit(f"S{k} = {printer.code(_scores(scores), ('m', length, length))}  # S = Q Kᵀ / √d_k")
+        code = printer.code(_definition_sum(scores), ("m", length, length))
+        emit(f"S{k} = {code}  # S = Q Kᵀ / √d_k")
         self.fwd += self._softmax(f"S{k}", f"P{k}")
         printer = self._printer({"A": f"P{k}", "B": f"V{k}"}, sizes)
         emit(f"A{k} = {printer.code(_definition_sum(mix), ('m', length, dk))}  # P V")
@@ -504,16 +512,6 @@ def _is_indicator(expr) -> bool:
         and expr.args[1].expr == 0
         and expr.args[1].cond == sp.true
     )
-
-
-def _scores(scores: sp.Eq) -> Contraction:
-    """``S = Σ_k Q K / √d_k`` as a contraction (its coefficient kept in the body)."""
-    coeff, total = scores.rhs.as_coeff_Mul()
-    if not isinstance(total, sp.Sum):
-        factors = sp.Mul.make_args(scores.rhs)
-        (total,) = [f for f in factors if isinstance(f, sp.Sum)]
-        coeff = sp.Mul(*[f for f in factors if not isinstance(f, sp.Sum)])
-    return Contraction(scores.lhs, total.function * coeff, total.limits)
 
 
 def _log_of(arg, k):
