@@ -93,7 +93,9 @@ class TensorNetwork:
 class LayerRule:
     """What a tensor network needs of one layer type, kept in one place (as JAX keeps a
     primitive's rules): its output shape, its parameters and the :mod:`derive.tensor_ops`
-    derivations its backward pass uses."""
+    derivations its backward pass uses. A tensor layer's shape and parameters are its own
+    methods (:mod:`derive.tensor_layers`); Dense's and Dropout's (layers of the dense path too)
+    are written here."""
 
     shape: Callable  # (layer, input shape) -> output shape; refuses an input it cannot take
     params: Callable  # (layer, k, input shape) -> {name: shape}
@@ -109,10 +111,6 @@ def _flat_only(layer, shape: tuple) -> tuple:
     return (layer.units,)
 
 
-def _no_params(layer, k: int, shape: tuple) -> dict:
-    return {}
-
-
 def _pool_rules(stage) -> dict:
     return {type(stage.layer).__name__: tensor_ops.pooling()}
 
@@ -120,20 +118,21 @@ def _pool_rules(stage) -> dict:
 LAYER_RULES: dict[type, LayerRule] = {
     Conv2D: LayerRule(Conv2D.shape, Conv2D.params,
                       lambda stage: {"Conv2D": tensor_ops.convolution()}),
-    MaxPool2D: LayerRule(MaxPool2D.shape, _no_params, _pool_rules),
-    AvgPool2D: LayerRule(AvgPool2D.shape, _no_params, _pool_rules),
-    Flatten: LayerRule(Flatten.shape, _no_params, lambda stage: {"Flatten": tensor_ops.flatten()}),
+    MaxPool2D: LayerRule(MaxPool2D.shape, MaxPool2D.params, _pool_rules),
+    AvgPool2D: LayerRule(AvgPool2D.shape, AvgPool2D.params, _pool_rules),
+    Flatten: LayerRule(Flatten.shape, Flatten.params,
+                       lambda stage: {"Flatten": tensor_ops.flatten()}),
     SelfAttention: LayerRule(SelfAttention.shape, SelfAttention.params, lambda stage: {
         f"SelfAttention {kind}": tensor_ops.product(kind) for kind in ("weights", "scores", "mix")
     }),
-    MeanOverTime: LayerRule(MeanOverTime.shape, _no_params,
+    MeanOverTime: LayerRule(MeanOverTime.shape, MeanOverTime.params,
                             lambda stage: {"MeanOverTime": tensor_ops.mean_over_time()}),
     Dense: LayerRule(
         _flat_only,
         lambda layer, k, shape: {f"W{k}": (shape[0], layer.units), f"b{k}": (layer.units,)},
         lambda stage: {"Dense": tensor_ops.product("dense")},
     ),
-    Dropout: LayerRule(lambda layer, shape: shape, _no_params,
+    Dropout: LayerRule(lambda layer, shape: shape, lambda layer, k, shape: {},
                        lambda stage: {"Dropout": tensor_ops.dropout(len(stage.inputs) + 1)}),
 }  # fmt: skip
 
