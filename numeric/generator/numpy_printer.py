@@ -13,6 +13,8 @@ import sympy as sp
 from sympy import Mul, Pow
 from sympy.printing.precedence import PRECEDENCE
 
+from derive.ops import m as BATCH
+
 from .kernel_forms import masked_value, plain_product
 from .kernel_printer import ELEMENTWISE, KernelPrinter
 from .numpy_forms import HELPERS, select_by_masks
@@ -159,6 +161,12 @@ class NumPyPrinter(KernelPrinter):
             p, q = (coeff.p, coeff.q) if coeff.is_Rational else (coeff, 1)
             numerator = sp.Mul(p, *num, evaluate=False) if p != 1 else sp.Mul(*num)
             denominator = sp.Mul(q, *den)
+            if denominator != 1 and denominator.free_symbols <= {BATCH}:
+                # by a number (the batch size): np.divide takes 1.5-2.6x np.multiply by its
+                # reciprocal (256×64 float32 3.2 against 2.0 µs, float64 8.8 against 3.7),
+                # which is within an ulp of the quotient (exact for powers of 2)
+                reciprocal = self.parenthesize(denominator, PRECEDENCE["Mul"])
+                return f"{np_}.multiply({self._print(numerator)}, 1 / {reciprocal}, out={out})"
             if denominator != 1:
                 return (
                     f"{np_}.divide({self._print(numerator)}, {self._print(denominator)}, out={out})"
@@ -166,6 +174,10 @@ class NumPyPrinter(KernelPrinter):
             first = next((f for f in num if self._print(f) == out), num[0])
             others = sp.Mul(coeff, *[f for f in num if f is not first])
             return f"{np_}.multiply({self._print(first)}, {self._print(others)}, out={out})"
+        if isinstance(expr, sp.MatAdd) and all(isinstance(a, sp.MatrixSymbol) for a in expr.args):
+            first = next((a for a in expr.args if self._print(a) == out), expr.args[0])
+            others = [self._print(a) for a in expr.args if a is not first]
+            return f"{np_}.add({self._print(first)}, {' + '.join(others)}, out={out})"
         if isinstance(expr, sp.Add):
             terms = sorted(expr.args, key=lambda t: t.could_extract_minus_sign())
             first, others = terms[0], sp.Add(*terms[1:])
