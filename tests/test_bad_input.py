@@ -337,7 +337,7 @@ ROWS = [
     (lambda: derive.register_loss("my_loss", "(a - y)**2", reduction="max"), CLI, "'max'"),
     (lambda: derive.from_matrix_expr("sum(X @ W)", _XW(2, 2)), CLI, "X (m, 3) @ W (2, 2)"),
     (lambda: derive.from_matrix_expr("X @ W", _XW(3, 2)), CLI, "must be a scalar"),
-    (lambda: derive.from_matrix_expr("sum(erf(X @ W))", _XW(3, 2)), CLI, "'erf'; known: sum"),
+    (lambda: derive.from_matrix_expr("sum(gamma(X @ W))", _XW(3, 2)), CLI, "'gamma'; known: sum"),
     (lambda: derive.from_matrix_expr("sum(X @ V)", _XW(3, 2)), CLI, "unknown symbol 'V'"),
     (lambda: derive.from_matrix_expr("sum(X @ W)", _XW(3, "k")), CLI, "bad size 'k'"),
     (lambda: derive.from_matrix_expr("sum(X @ W)", _XW(3, 2), ["Q"]), CLI, "'Q'"),

@@ -276,3 +276,58 @@ def test_a_column_times_a_matrix_passes_the_four_route_check(text, oracle):
     if "b" not in text:
         del shapes["b"]
     assert verify(from_matrix_expr(text, shapes), batch=4).ok
+
+
+EXACT_GELU = "x * (1 + erf(x / sqrt(2))) / 2"
+
+
+def test_an_exact_gelu_is_a_jax_kernel_and_a_clear_refusal_in_numpy():
+    """NumPy has no erf: the NumPy kernel is refused, naming erf and the JAX target; the
+    JAX kernel's gradients are JAX autodiff's of jax.nn.gelu (written independently)."""
+    with derive.scoped_registry():
+        derive.register_activation("gelu", EXACT_GELU)
+        model = derive.network(3, [derive.layers.Dense(4, "gelu"), derive.layers.Dense(2)], "mse")
+        with pytest.raises(derive.BackpropInputError, match=r"erf.*--target jax"):
+            codegen(model.derive())
+        kernel = codegen(model.derive(), "jax")
+    params = kernel.random_params(seed=3)
+    X, Y = _data(model, rows=6, seed=4)
+
+    def oracle(p):
+        A1 = jax.nn.gelu(X @ p["W1"] + p["b1"], approximate=False)
+        return jnp.mean((A1 @ p["W2"] + p["b2"] - Y) ** 2)
+
+    with jax.enable_x64(True):
+        J, grads = kernel.loss_and_grads(params, X, Y)
+        truth = jax.grad(oracle)({k: jnp.asarray(v) for k, v in params.items()})
+    assert J == pytest.approx(float(oracle(params)), rel=1e-12)
+    for name in params:
+        np.testing.assert_allclose(grads[name], truth[name], rtol=1e-9, atol=1e-12)
+
+
+def test_erf_in_a_matrix_expression_and_through_the_cli(tmp_path, capsys):
+    from reports.cli.main import main
+
+    model = from_matrix_expr("sum(erf(X @ W) * Y)/m", SOFTMAX)
+    with pytest.raises(derive.BackpropInputError, match="no NumPy kernel computes erf"):
+        codegen(model.derive())
+    kernel = codegen(model.derive(), "jax")
+    params = kernel.random_params(seed=5)
+    X, Y = _data(model)
+    with jax.enable_x64(True):
+        _, grads = kernel.loss_and_grads(params, X, Y)
+        truth = jax.grad(lambda W: jnp.sum(jax.scipy.special.erf(X @ W) * Y) / len(X))
+        np.testing.assert_allclose(grads["W"], truth(jnp.asarray(params["W"])), rtol=1e-9)
+    path = tmp_path / "gelu_net.py"
+    path.write_text(
+        "import derive\n"
+        f"derive.register_activation('gelu', {EXACT_GELU!r}, replace=True)\n"
+        "model = derive.network(3, [derive.layers.Dense(4, 'gelu'), derive.layers.Dense(2)],"
+        " 'mse')\n"
+    )
+    with derive.scoped_registry():
+        assert main(["codegen", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "erf" in err and "--target jax" in err
+        assert main(["codegen", str(path), "--target", "jax"]) == 0
+        assert "jax.scipy.special.erf(" in capsys.readouterr().out

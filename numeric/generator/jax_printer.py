@@ -39,6 +39,9 @@ class JaxPrinter(KernelPrinter):
             return text
         return self._print(scalar * sp.Symbol("__matrix__")).replace("__matrix__", text)
 
+    def _print_erf(self, expr):
+        return f"jax.scipy.special.erf({self._args(expr)})"  # jax.numpy has none
+
     def function(self, name, args, doc, body, returns):
         if not any(is_float for _, _, is_float in returns):
             inner = super().function(name, args, doc, body, returns)

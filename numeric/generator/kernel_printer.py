@@ -19,6 +19,7 @@ from derive.errors import BackpropInputError
 from .kernel_arithmetic import KernelArithmetic
 from .kernel_forms import masked_value
 from .line_layout import wrap_statement
+from .numpy_forms import NO_NUMPY_FORM
 
 # Array functions with the same name in NumPy and jax.numpy (SymPy name -> array name).
 ELEMENTWISE = {
@@ -36,7 +37,6 @@ ELEMENTWISE = {
     "asinh": "arcsinh",
     "acosh": "arccosh",
     "atanh": "arctanh",
-    "erf": "erf",
     "Abs": "abs",
     "sign": "sign",
     "expm1": "expm1",
@@ -181,6 +181,10 @@ class KernelPrinter(KernelArithmetic):
         name = type(expr).__name__
         if name in ELEMENTWISE:
             return f"{self.module}.{ELEMENTWISE[name]}({self._args(expr)})"
+        if name in NO_NUMPY_FORM:  # a target with a form of its own prints it (JAX's erf)
+            raise BackpropInputError(
+                f"no NumPy kernel computes {name} (in {expr}): {NO_NUMPY_FORM[name]}"
+            )
         raise NotImplementedError(
             f"{self.target} printer: no array form for the function {name!r} in {expr}"
         )

@@ -42,6 +42,15 @@ import sympy as sp
 
 from .kernel_forms import masked_value
 
+#: Functions no NumPy kernel computes, and why: a model using one is refused when its NumPy
+#: kernel is generated, with this reason, rather than printed as a call NumPy does not have.
+#: ``erf`` (an exact GELU): ``np.vectorize(math.erf)`` is a Python call per entry, and no
+#: rational approximation has been checked here to float64 round-off.
+NO_NUMPY_FORM = {
+    "erf": "NumPy has no erf and SciPy is no dependency of the kernels; "
+    "generate a JAX kernel instead (--target jax, or codegen(derivation, 'jax'))",
+}
+
 # Functions a NumPy kernel defines once and calls by name (the JAX printer keeps its own:
 # XLA fuses them whatever the spelling). Each takes an array or a number and returns a new
 # array.
