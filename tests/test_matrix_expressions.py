@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import derive
 from derive import from_matrix_expr
-from numeric import codegen, verify
+from numeric import check_gradients, codegen, verify
 
 jax.config.update("jax_enable_x64", True)
 
@@ -128,15 +128,31 @@ def test_gradients_come_out_in_matrix_form():
     assert (d.step("Z1").value - 2 * (Z1 - Y) / m).simplify() == 0
 
 
-def test_a_wrong_gradient_is_caught():
-    """The JAX comparison above can fail: the cost without its 1/m has other gradients."""
-    right = codegen(from_matrix_expr("sum((X @ W + b - Y)**2)/m", LINEAR).derive())
-    wrong = codegen(from_matrix_expr("sum((X @ W + b - Y)**2)", LINEAR).derive())
-    params = right.random_params()
-    X, Y = np.ones((4, 3)), np.zeros((4, 2))
-    assert not np.allclose(
-        right.loss_and_grads(params, X, Y)[1]["W"], wrong.loss_and_grads(params, X, Y)[1]["W"]
+@pytest.mark.parametrize(
+    "name, wrong, why",
+    [("W", "g.T", "transposed"), ("W", "g * m", "1/m"), ("b", "g * m", "1/m")],
+    ids=["transposed square dW", "dW without 1/m", "db without 1/m"],
+)
+def test_a_wrong_gradient_is_caught(name, wrong, why):
+    """A subtly wrong gradient (a square dW transposed: right shape, right diagonal; a missing
+    1/m) fed to the real checkers: verify's four routes and check_gradients both fail it,
+    naming the parameter; the right kernel passes the same checks."""
+    from tests.test_verify import with_gradient
+
+    model = from_matrix_expr(
+        "sum((X @ W + b - Y)**2)/m", LINEAR | {"W": (3, 3), "b": (1, 3), "Y": ("m", 3)}
     )
+    right = codegen(model.derive())
+    broken = with_gradient(right, name, wrong)
+    params = right.random_params(seed=1)
+    X, Y = _data(model, rows=4)
+    assert verify(model, batch=4, kernel=right).ok
+    result = verify(model, batch=4, kernel=broken)
+    assert not result.ok and {m.param for m in result.mismatches} == {name}
+    assert check_gradients(lambda p: right.loss_and_grads(p, X, Y), params=params).ok
+    found = check_gradients(lambda p: broken.loss_and_grads(p, X, Y), params=params, batch_size=4)
+    assert not found.ok and found.finding(name).failed > 0, found.report()
+    assert why in str(found.finding(name).hint), found.report()
 
 
 def test_registered_activations_and_sympy_input():
