@@ -4,6 +4,7 @@
     python -m bench.codegen_speed --quick         # fewer rounds
     python -m bench.codegen_speed --threads 2     # pin 2 BLAS/XLA threads instead of 1
     python -m bench.codegen_speed --clock cpu     # CPU time: steadier on a loaded machine
+    python -m bench.codegen_speed --only tanh --lines   # and where the generated kernel's time goes
 
 Everything is measured in ONE process with the thread counts pinned before NumPy, JAX and
 torch are imported (the pins are printed; torch also gets ``torch.set_num_threads``).
@@ -25,12 +26,17 @@ between calls gets fresh pages from the kernel every call (expensive in a VM), s
 allocator's state, and thus what ran before in the process, shows in the times.
 
 Before timing, every variant's loss and gradients are checked against the generated ones.
+
+``--lines`` then times the generated ``loss_and_grads`` statement by statement (a clock read
+between statements, ~0.1 µs): the share of its matrix products, and of the other lines,
+each line taken over all layers (``Z# += b#``): where the time over the floor goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -49,6 +55,8 @@ def _args(argv=None):
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time (default), or the process's CPU time: on a loaded machine "
                         "it leaves out the time other processes hold the core")  # fmt: skip
+    p.add_argument("--lines", type=int, nargs="?", const=15, default=0, metavar="N",
+                   help="also the N costliest non-GEMM lines of each generated kernel")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -84,6 +92,8 @@ def main(argv=None) -> int:
     rows = []
     for case in cases:
         rows += _run_case(case, budget, np, jax, torch, baselines, codegen, CLOCKS[args.clock])
+        if args.lines:
+            _line_shares(case, codegen, np, args.lines)
     _print_table(rows)
     _codegen_time(derive, codegen)
     return 0
@@ -236,6 +246,44 @@ def _run_case(case, budget, np, jax, torch, baselines, codegen, clock) -> list[d
                          ratio=ratio, quartiles=(q1, q3), rounds=rounds, target=case["target"],
                          faults=faults[name] / calls[name]))  # fmt: skip
     return rows
+
+
+def _line_shares(case, codegen, np, top: int, calls: int = 300) -> None:
+    """Where the generated ``loss_and_grads`` spends its time: each statement's median over
+    ``calls`` calls (wall clock), the matrix products' share of the sum, and the ``top``
+    other lines, each taken over every layer (``Z# += b#``), with their shares."""
+    import ast
+
+    kernel = codegen(case["build"]().derive())
+    params, X, Y = _data(case, kernel, np)
+    tree = ast.parse(kernel.source)
+    function = next(n for n in tree.body if getattr(n, "name", "") == "loss_and_grads")
+    body = [s for s in function.body[1:] if not isinstance(s, ast.Return)]  # no docstring
+    tick = ast.parse("_ticks.append(_clock())").body[0]
+    function.body = [tick] + [t for s in body for t in (s, tick)] + function.body[-1:]
+    ticks: list[float] = []
+    namespace = {"_ticks": ticks, "_clock": time.perf_counter}
+    exec(compile(ast.fix_missing_locations(tree), "<generated kernel>", "exec"), namespace)
+    per_call = []
+    for _ in range(calls):
+        ticks.clear()
+        namespace["loss_and_grads"](params, X, Y)
+        per_call.append(np.diff(ticks))
+    medians = np.median(per_call, axis=0)
+    total = medians.sum()
+    lines = [ast.get_source_segment(kernel.source, s).splitlines()[0] for s in body]
+    products = [k for k, line in enumerate(lines) if " @ " in line or "np.matmul(" in line]
+    print(f"{case['name']}: generated kernel line by line, sum of medians {_fmt(total)}; "
+          f"matrix products (GEMMs, 1ᵀ dZ) {100 * medians[products].sum() / total:.1f} %, "
+          "then the costliest other lines:")  # fmt: skip
+    groups: dict[str, list[float]] = {}
+    for k, line in enumerate(lines):
+        if k not in products:
+            groups.setdefault(re.sub(r"(?<=[A-Za-z_])\d+", "#", line), []).append(medians[k])
+    for line, times in sorted(groups.items(), key=lambda g: -sum(g[1]))[:top]:
+        each = _fmt(float(np.median(times)))
+        print(f"  {100 * sum(times) / total:5.1f} %  {len(times):>3} x {each:>9}  {line}")
+    print()
 
 
 def _check_agreement(generated, others, dtype, np):
