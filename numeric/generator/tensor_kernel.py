@@ -19,6 +19,7 @@ import sympy as sp
 from derive import tensor_ops as T
 from derive.index_calculus import Contraction
 from derive.layers import Dense, Dropout
+from derive.ops import rowsum
 from derive.registry import a, activation, x
 from derive.registry import loss as registry_loss
 from derive.rules import activation_vjp, elementwise_derivative, head_vjp, out
@@ -26,6 +27,7 @@ from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOver
 from derive.tensor_network import layer_rule
 
 from .numpy_printer import NumPyPrinter
+from .stable import rowmax, stabilize
 from .tensor_printer import ContractionPrinter, upsampled
 from .tensor_targets import TARGETS
 
@@ -35,14 +37,24 @@ class row_total(sp.Function):  # noqa: N801  (SymPy function names are lower cas
 
 
 class _RowPrinter(NumPyPrinter):
+    """Row reductions over the last axis (an example's row, or a row of its scores)."""
+
     def _print_row_total(self, expr):
-        return f"{self.parenthesize(expr.args[0], 1000)}.sum(axis=-1, keepdims=True)"
+        return self._method(expr, "sum(axis=-1, keepdims=True)")
+
+    _print_rowsum = _print_row_total
+
+    def _print_rowmax(self, expr):
+        return self._method(expr, "max(axis=-1, keepdims=True)")
 
 
-def _rows(expr: sp.Expr, arrays: dict, width: int) -> sp.Expr:
-    """A rule over one row (``a[j]``, ``Sum(.., (j, 0, n - 1))``) on whole arrays."""
+def _rows(expr: sp.Expr, arrays: dict, width: int | None = None) -> sp.Expr:
+    """A rule over one row (``a[j]``, ``Sum(.., (j, 0, n - 1))``) on whole arrays; ``width``
+    is the row's length ``n`` where the rule reads it outside a sum."""
     expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: row_total(e.function))
     expr = expr.replace(lambda e: isinstance(e, sp.Indexed), lambda e: arrays[e.base.label.name])
+    if width is None:
+        return expr
     return expr.xreplace({sp.Symbol("n", integer=True, positive=True): width})
 
 
@@ -175,17 +187,22 @@ class TensorKernelWriter:
         elif act.elementwise:
             code = self.printer.doprint(act.scalar.xreplace({x: _array(f"Z{k}")}))
             self.fwd.append(f"A{k} = {code}  # A{k} = {name}(Z{k})")
-        elif name == "softmax":
-            self.fwd += self._softmax(f"Z{k}", f"A{k}")
         else:
-            raise NotImplementedError(f"{name} is not available in a tensor network yet")
+            self.fwd += self._row_activation(name, f"Z{k}", f"A{k}")
 
-    def _softmax(self, z: str, out_name: str) -> list[str]:
-        """exp(z[j]) / Σ exp(z[i]), with the row maximum subtracted first (no overflow)."""
-        xp = self.target.xp
+    def _row_activation(self, name: str, z: str, out_name: str) -> list[str]:
+        """A row activation (softmax) from its registry definition over a row, made stable
+        (:func:`numeric.generator.stable.stabilize` shifts each row by its maximum); the
+        shifted ``exp`` it divides is computed once, as ``exp_<z>``."""
+        row = _rows(activation(name).definition, {"z": _array(z)})
+        expr = stabilize(row.replace(row_total, rowsum))
+        shifted = [e for e in expr.atoms(sp.exp) if e.has(rowmax)]
+        if len(shifted) != 1:
+            raise NotImplementedError(f"{name} is not available in a tensor network yet")
+        shared = _array(f"exp_{z}")
         return [
-            f"exp_{z} = {xp}.exp({z} - {z}.max(axis=-1, keepdims=True))  # <= 1: no overflow",
-            f"{out_name} = exp_{z} / exp_{z}.sum(axis=-1, keepdims=True)  # softmax",
+            f"{shared} = {self.printer.doprint(shifted[0])}  # <= 1: no overflow",
+            f"{out_name} = {self.printer.doprint(expr.xreplace({shifted[0]: shared}))}  # {name}",
         ]
 
     # -- cost --------------------------------------------------------------------------------
@@ -433,7 +450,7 @@ class TensorKernelWriter:
         printer = self._printer({"A": f"Q{k}", "B": f"K{k}"}, sizes)
         code = printer.code(_definition_sum(scores), ("m", length, length))
         emit(f"S{k} = {code}  # S = Q Kᵀ / √d_k")
-        self.fwd += self._softmax(f"S{k}", f"P{k}")
+        self.fwd += self._row_activation("softmax", f"S{k}", f"P{k}")
         printer = self._printer({"A": f"P{k}", "B": f"V{k}"}, sizes)
         emit(f"A{k} = {printer.code(_definition_sum(mix), ('m', length, dk))}  # P V")
 
