@@ -30,6 +30,8 @@ the data lines of :mod:`.data_lines`, the shared values of :mod:`.shared_values`
 
 from __future__ import annotations
 
+import re
+
 from derive.errors import BackpropInputError
 
 from .kernel import Kernel, KernelLine
@@ -46,7 +48,9 @@ def codegen(derivation, target: str = "numpy", dtype: str = "float64") -> Kernel
     """Print the kernel module of a Derivation for ``target`` (``"numpy"`` or ``"jax"``).
 
     The kernel computes in the dtype of its inputs, float32 or float64; ``dtype`` is the one
-    it converts integer inputs to (uint8 pixels, say).
+    it converts integer inputs to (uint8 pixels, say). A network on images or sequences (a
+    ``derive.tensor_network.TensorNetwork``) is passed as it is, ``codegen(net)``: its kernel
+    has the same interface, plus ``masks=`` when it has dropout; ``kernel.lines`` is empty.
 
     >>> import derive, numpy as np
     >>> kernel = codegen(derive.chain(2).derive())
@@ -56,12 +60,38 @@ def codegen(derivation, target: str = "numpy", dtype: str = "float64") -> Kernel
     >>> grads["w2"].shape, grads["w2"].dtype
     ((), dtype('float64'))
     """
-    _check_derivation(derivation)
+    network = _tensor_network(derivation)
+    if network is None:
+        _check_derivation(derivation)
     if target not in PRINTERS:
         raise BackpropInputError(f"unknown codegen target {target!r}; known: {', '.join(TARGETS)}")
     if dtype not in DTYPES:
         raise BackpropInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if network is not None:
+        return _tensor_codegen(network, target, dtype)
     return Program(derivation).render(PRINTERS[target], dtype)
+
+
+def _tensor_network(value):
+    """The TensorNetwork ``value`` is (or is the derivation of), else None: a network on
+    images or sequences has no separate Derivation object; its rules are ``net.rules()``."""
+    from derive.tensor_network import TensorNetwork
+
+    for candidate in (value, getattr(value, "model", None)):
+        if isinstance(candidate, TensorNetwork):
+            return candidate
+    return None
+
+
+def _tensor_codegen(network, target: str, dtype: str) -> Kernel:
+    """A tensor network's kernel (:mod:`.tensor_kernel`, im2col and one matrix product per
+    contraction), as a :class:`Kernel`; integer inputs convert to ``dtype`` as in any kernel."""
+    from .tensor_kernel import tensor_codegen
+
+    source = tensor_codegen(network, target)
+    if dtype != "float64":
+        source = re.sub(r"X\.astype\((j?np)\.float64\)", rf"X.astype(\1.{dtype})", source)
+    return Kernel(source, [], network.param_shapes(), target, name="tensor_network")
 
 
 def _check_derivation(derivation) -> None:

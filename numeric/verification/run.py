@@ -97,7 +97,20 @@ def verify(
     has no finite value at any draw; an exception raised by the kernel itself propagates as
     it is. Draws are made with the model's own kernel, so they do not depend on the kernel
     under test.
+
+    A network on images or sequences (a ``TensorNetwork``) is checked by
+    :func:`numeric.verification.tensor_check.check_tensor_network`, whose routes are the
+    kernel, JAX's own primitives, finite differences and the closed form (the derived rules
+    evaluated); it returns a ``TensorCheck`` (``.ok``, ``.rows``, ``.report()``).
     """
+    from derive.tensor_network import TensorNetwork
+
+    if isinstance(model, TensorNetwork):
+        from .tensor_check import check_tensor_network
+
+        return check_tensor_network(
+            model, dtype, batch, seed, kernel, params=params, data=data
+        )  # fmt: skip
     _check_model(model)
     dtype = str(np.dtype(dtype))
     if dtype not in TOLERANCES:

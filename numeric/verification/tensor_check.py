@@ -1,8 +1,15 @@
-"""The check of a tensor network's generated kernel, route by route: JAX's own primitives
-through ``jax.value_and_grad`` (every gradient entry), and central finite differences of the
-kernel's own loss in float64 (a sample of entries per parameter). The closed-form route of the
-dense models (the derivation evaluated entry by entry) is the SymPy check of each op's rule at
-small sizes (tests/test_conv_derivation.py), not repeated per network.
+"""The check of a tensor network's generated kernel, route by route, every route in float64:
+
+1. **JAX**: the same layers written with JAX's own primitives (``lax.conv_general_dilated``,
+   ``lax.reduce_window``) through ``jax.value_and_grad`` (:mod:`.tensor_route`), every entry;
+2. **FD**: central differences of the kernel's own loss, a sample of entries per parameter;
+3. **closed form**: the derivation itself evaluated (:mod:`.tensor_closed_form`): each op's
+   index-level definition and the backward rules SymPy derived from it, chained in one reverse
+   sweep, every entry.
+
+:func:`check_tensor_network` is what ``numeric.verify(net)`` and ``backprop check net.py`` run
+for a tensor network; its :class:`TensorCheck` has ``.ok``, ``.rows`` (one :class:`TensorRow`
+per parameter), ``.disagreeing(name)`` and ``.report()``, like a Model's ``Verification``.
 
     python -m numeric.verification.tensor_check examples/mnist_convnet.py [--dtype float32]
 """
@@ -10,6 +17,7 @@ small sizes (tests/test_conv_derivation.py), not repeated per network.
 from __future__ import annotations
 
 import argparse
+import numbers
 import runpy
 import sys
 from dataclasses import dataclass
@@ -18,75 +26,190 @@ import numpy as np
 
 from derive.errors import BackpropInputError
 
+ROUTES = ("JAX", "FD", "closed form")
+# the kernel against a float64 reference, relative to the parameter's largest entry
+RTOL = {"float64": 1e-8, "float32": 2e-4}
+
+
+@dataclass(frozen=True)
+class TensorRow:
+    """One parameter: the largest ``|kernel - route|`` per route, absolute and relative to the
+    parameter's largest JAX entry (``errors[route] = (abs, rel)``), and the routes that
+    disagree with the kernel (``failed``)."""
+
+    name: str
+    shape: tuple
+    errors: dict
+    failed: tuple = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def verdict(self) -> str:
+        return "ok" if self.ok else f"MISMATCH ({', '.join(self.failed)})"
+
 
 @dataclass(frozen=True)
 class TensorCheck:
-    """One row per parameter: the largest kernel-minus-route error, absolute and relative to
-    the parameter's largest JAX entry, for JAX and FD; ``ok`` when every row is in tolerance."""
+    """A tensor network's check: one :class:`TensorRow` per parameter, the cost by every
+    route (``costs``: the kernel's and each reference's), ``ok`` when every route agrees."""
 
     spec: str
     dtype: str
     batch: int
-    cost: tuple  # (kernel, JAX)
-    rows: list
+    seed: int
+    costs: dict
+    rows: tuple
+    cost_failed: tuple = ()
 
     @property
     def ok(self) -> bool:
-        return all(row[-1] == "ok" for row in self.rows)
+        return not self.cost_failed and all(row.ok for row in self.rows)
+
+    def row(self, name: str) -> TensorRow:
+        return next(row for row in self.rows if row.name == name)
+
+    def disagreeing(self, name: str) -> set[str]:
+        """The routes that disagree with the kernel on parameter ``name`` (``"cost"``: on the
+        cost)."""
+        return set(self.cost_failed if name == "cost" else self.row(name).failed)
 
     def report(self) -> str:
+        costs = ", ".join(f"{route} {value:.8g}" for route, value in self.costs.items()
+                          if route != "kernel")  # fmt: skip
         lines = [
             f"check of {self.spec}",
-            f"  batch {self.batch}, {self.dtype}; cost {self.cost[0]:.8g} (JAX {self.cost[1]:.8g})",
+            f"  batch {self.batch}, seed {self.seed}, {self.dtype}; cost {self.costs['kernel']:.8g}"
+            f" ({costs})",
             "",
         ]
-        header = ("param", "shape", "|kernel-JAX|", "rel", "|kernel-FD|", "rel", "verdict")
-        table = [header] + [
-            (name, str(shape), f"{ja:.1e}", f"{jr:.1e}", f"{fa:.1e}", f"{fr:.1e}", verdict)
-            for name, shape, ja, jr, fa, fr, verdict in self.rows
-        ]
-        widths = [max(len(row[k]) for row in table) for k in range(len(header))]
+        header = ("param", "shape")
+        for route in ROUTES:
+            header += (f"|kernel-{route.replace('closed form', 'CF')}|", "rel")
+        table = [header + ("verdict",)]
+        for row in self.rows:
+            cells = [f"{value:.1e}" for route in ROUTES for value in row.errors[route]]
+            table.append((row.name, str(row.shape), *cells, row.verdict))
+        if self.cost_failed:
+            table.append(("cost", "()", *[""] * 2 * len(ROUTES),
+                          f"MISMATCH ({', '.join(self.cost_failed)})"))  # fmt: skip
+        widths = [max(len(row[k]) for row in table) for k in range(len(table[0]))]
         for row in table:
             lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        lines += ["", "OK: the kernel agrees with JAX and finite differences" if self.ok else
-                  "MISMATCH: see the rows above"]  # fmt: skip
+        lines.append("")
+        if self.ok:
+            lines.append("OK: the kernel agrees with JAX, finite differences and the closed form")
+        else:
+            lines.append("MISMATCH: see the rows above")
+        lines.append("  (CF: the closed form, the derived backward rules evaluated entry by entry)")
         return "\n".join(lines)
 
+    def __str__(self) -> str:
+        return self.report()
 
-def check_tensor_network(model, dtype="float64", batch=4, seed=0, kernel=None, fd_entries=6):
-    """Draw parameters, data and dropout masks for ``model``; compare the kernel's loss and
-    gradients with JAX's and with central differences. Returns a :class:`TensorCheck`."""
+
+def check_tensor_network(
+    model, dtype="float64", batch=4, seed=0, kernel=None, fd_entries=6, *, params=None, data=None
+) -> TensorCheck:
+    """Draw parameters, data and dropout masks for ``model`` (a TensorNetwork) from ``seed``
+    (or take ``params`` and ``data=(X, Y)``); compare the kernel's loss and gradients, computed
+    in ``dtype``, with JAX's, with central differences and with the closed form.
+
+    ``kernel`` (a module or :class:`numeric.Kernel` with ``loss`` and ``loss_and_grads``)
+    defaults to the generated one. Never raises on a wrong gradient: see ``.ok``."""
     from numeric.generator.tensor_kernel import tensor_kernel
     from numeric.tensor_strategies import sample_batch
 
+    from .tensor_closed_form import closed_form_loss_and_grads
     from .tensor_route import jax_loss_and_grads
 
-    if batch < 1:
-        raise BackpropInputError(f"batch must be a positive integer, got {batch}")
-    kernel = kernel or tensor_kernel(model)
-    params, X, Y, masks = sample_batch(model, batch, seed, scale=0.3)
+    dtype = _check_options(dtype, batch, seed)
+    kernel = tensor_kernel(model) if kernel is None else _checked_kernel(model, kernel)
+    drawn, X, Y, masks = sample_batch(model, batch if data is None else len(data[0]), seed, 1.0)
+    drawn = {name: value * _scale(value.shape) for name, value in drawn.items()}
+    params = _checked_params(model, drawn if params is None else params)
+    if data is not None:
+        X, Y = (np.asarray(a, dtype=np.float64) for a in data)
     cast = {k: v.astype(dtype) for k, v in params.items()}
     extra = (masks,) if masks is not None else ()
     value, grads = kernel.loss_and_grads(cast, X.astype(dtype), Y.astype(dtype), *extra)
-    jax_value, jax_grads = jax_loss_and_grads(model, params, X, Y, masks)
-    rtol = 1e-8 if dtype == "float64" else 2e-4
+    references = {
+        "JAX": jax_loss_and_grads(model, params, X, Y, masks),
+        "closed form": closed_form_loss_and_grads(model, params, X, Y, masks),
+    }
+    rtol = RTOL[dtype]
     rng = np.random.default_rng(seed)
     rows = []
-    for name in model.param_shapes():
-        want = jax_grads[name]
+    for name, shape in model.param_shapes().items():
+        want = references["JAX"][1][name]
         got = np.asarray(grads[name], dtype=np.float64)
         scale = max(float(np.abs(want).max()), 1e-300)
-        jax_abs = float(np.abs(got - want).max())
-        entries = [tuple(int(rng.integers(0, s)) for s in want.shape) for _ in range(fd_entries)]
+        errors, failed = {}, []
+        for route in ("JAX", "closed form"):
+            error = float(np.abs(got - references[route][1][name]).max())
+            errors[route] = (error, error / scale)
+            if not error <= rtol * scale + 1e-12:
+                failed.append(route)
+        entries = [tuple(int(rng.integers(0, s)) for s in shape) for _ in range(fd_entries)]
         fd = _central(kernel, params, X, Y, extra, name, entries)
-        fd_abs = max(abs(got[e] - f) for e, f in zip(entries, fd))
-        ok = jax_abs <= rtol * scale + 1e-12 and fd_abs <= 1e-5 * scale + 1e-7
-        rows.append((name, want.shape, jax_abs, jax_abs / scale, fd_abs, fd_abs / scale,
-                     "ok" if ok else "MISMATCH"))  # fmt: skip
-    cost_ok = abs(value - jax_value) <= rtol * max(1.0, abs(jax_value))
-    if not cost_ok:
-        rows.append(("cost", (), abs(value - jax_value), 0.0, 0.0, 0.0, "MISMATCH"))
-    return TensorCheck(model.source, dtype, batch, (value, jax_value), rows)
+        error = max(abs(got[e] - f) for e, f in zip(entries, fd))
+        errors["FD"] = (error, error / scale)
+        if not error <= 1e-5 * scale + 1e-7:
+            failed.append("FD")
+        rows.append(TensorRow(name, shape, errors, tuple(r for r in ROUTES if r in failed)))
+    costs = {"kernel": float(value)} | {route: ref[0] for route, ref in references.items()}
+    cost_failed = tuple(route for route, ref in references.items()
+                        if not abs(value - ref[0]) <= rtol * max(1.0, abs(ref[0])))  # fmt: skip
+    return TensorCheck(model.source, dtype, len(X), seed, costs, tuple(rows), cost_failed)
+
+
+def _scale(shape) -> float:
+    """A weight's draw over the square root of its fan-in (the inputs each output reads), so
+    that activations stay near 1 and the softmax is not saturated (gradients not ~0); 0.3 for
+    a bias."""
+    return 1 / np.sqrt(np.prod(shape[:-1])) if len(shape) > 1 else 0.3
+
+
+def _check_options(dtype, batch, seed) -> str:
+    dtype = str(dtype)
+    if dtype not in RTOL:
+        raise BackpropInputError(f"dtype must be one of {', '.join(RTOL)}, got {dtype!r}")
+    for name, value, low in (("batch", batch, 1), ("seed", seed, 0)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            what = "a positive" if low else "a non-negative"
+            raise BackpropInputError(f"{name} must be {what} integer, got {value!r}")
+    return dtype
+
+
+def _checked_kernel(model, kernel):
+    """``kernel`` if its PARAMS are the network's (a JAX kernel run in x64 mode)."""
+    from .run import _X64, params_difference
+
+    module = getattr(kernel, "module", kernel)
+    shapes = {name: tuple(shape) for name, shape in getattr(module, "PARAMS", {}).items()}
+    if shapes != model.param_shapes():
+        name = getattr(kernel, "path", None) or "the kernel"
+        raise BackpropInputError(
+            f"{name} is not a kernel for {model.source}: "
+            f"{params_difference(shapes, model.param_shapes())}"
+        )
+    return _X64(kernel) if getattr(kernel, "target", "numpy") == "jax" else kernel
+
+
+def _checked_params(model, params) -> dict:
+    """``params`` as float64 arrays, with the names and shapes of the model's PARAMS."""
+    wanted = model.param_shapes()
+    if set(params) != set(wanted):
+        raise BackpropInputError(
+            f"params has {', '.join(params) or 'no names'}; the network's are {', '.join(wanted)}"
+        )
+    out = {name: np.asarray(params[name], dtype=np.float64) for name in wanted}
+    for name, shape in wanted.items():
+        if out[name].shape != shape:
+            raise BackpropInputError(f"params[{name!r}] has shape {out[name].shape}, not {shape}")
+    return out
 
 
 def _central(kernel, params, X, Y, extra, name, entries, h=1e-6):
@@ -127,6 +250,9 @@ def main(argv=None) -> int:
         return 2
     print(result.report())
     return 0 if result.ok else 1
+
+
+__all__ = ["ROUTES", "TensorCheck", "TensorRow", "check_tensor_network", "load_model", "main"]
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """``backprop check``: the kernel against JAX autodiff and finite differences (exit 1 on a
-mismatch); ``--kernel FILE`` checks a saved or hand-edited kernel instead of a fresh one."""
+mismatch); ``--kernel FILE`` checks a saved or hand-edited kernel instead of a fresh one.
+A tensor network's table has a third reference, the closed form (the derived rules evaluated)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def run(args) -> int:
     check_seed(args.seed)
     try:
         model = model_of(args, for_kernels=True)
-    except TensorNetworkFile as found:
-        return _check_tensor_network(found.model, args)
+    except TensorNetworkFile as found:  # images or sequences: verify checks them too
+        model = found.model
     kernel = _kernel_file(args.kernel, model) if args.kernel else None
     try:
         result = verify(model, args.dtype, args.batch, args.seed, kernel=kernel)
@@ -47,17 +48,6 @@ def run(args) -> int:
             f"{kernel.path}, line {frame.lineno}, in {frame.name}: "
             f"{type(err).__name__}: {err}".splitlines()[0]
         ) from err
-    print(result.report())
-    return 0 if result.ok else 1
-
-
-def _check_tensor_network(model, args) -> int:
-    """A tensor network's kernel against JAX and finite differences (no --kernel file yet)."""
-    from numeric.verification.tensor_check import check_tensor_network
-
-    if args.kernel:
-        raise BackpropInputError("--kernel does not apply to a tensor network yet")
-    result = check_tensor_network(model, args.dtype, args.batch, args.seed)
     print(result.report())
     return 0 if result.ok else 1
 

@@ -1,0 +1,282 @@
+"""The closed-form route for a tensor network: the derivation itself, evaluated.
+
+Every value here is one of SymPy's expressions evaluated entry by entry
+(:func:`numeric.verification.tensor_evaluate.evaluate`) at the network's sizes: the forward
+pass from each op's index-level definition (:mod:`derive.tensor_ops`, the registry's
+activations, softmax and loss), the backward pass as one reverse sweep of the *named* rules
+SymPy derived from those definitions (``dK`` = cross-correlation of the input with ``dZ``,
+``dX`` = full convolution of ``dZ_full`` with the flipped kernel, ``db = Σ dZ``, the pool's
+``R ⊙ dZ[⌊q/s⌋, ⌊r/s⌋]``, flatten's reshape, attention's products and the softmax row rule
+``P ⊙ (dP − rowsum(dP ⊙ P))``, ``dZ = dA ⊙ g'(Z)``, the head's ``d loss / d Z``). A max
+pool's ``R`` is SymPy's derivative of ``Max`` over each window (:func:`max_derivative`).
+
+It shares nothing with the generated kernel (no im2col, no printed code). The only steps
+written by hand are layout: the zero padding of ``padding="same"`` and its adjoint, a crop;
+``dZ_full``, which the named ``dX`` reads, built as its definition says (``dZ`` dilated by the
+stride, padded by ``k - 1``); and the batch mean of the cost. Everything is float64.
+
+>>> from derive.layers import Dense
+>>> from derive.tensor_layers import Conv2D, Flatten
+>>> from derive.tensor_network import tensor_network
+>>> from numeric.tensor_strategies import sample_batch
+>>> net = tensor_network((4, 4, 1), [Conv2D(2, 3, "tanh"), Flatten(), Dense(2, "softmax")], "cce")
+>>> J, grads = closed_form_loss_and_grads(net, *sample_batch(net, 2, seed=0))
+>>> {name: g.shape for name, g in grads.items()}
+{'W1': (3, 3, 1, 2), 'b1': (2,), 'W3': (8, 2), 'b3': (2,)}
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from derive import tensor_ops as T
+from derive.layers import Dense, Dropout
+from derive.ops import m as batch_size
+from derive.registry import activation, loss, x
+from derive.rules import activation_vjp, elementwise_derivative, head_vjp, l, out
+from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
+
+from .tensor_evaluate import evaluate
+
+
+def closed_form_loss_and_grads(net, params, X, Y, masks=None):
+    """The mean cost and every parameter's gradient of ``net`` (a TensorNetwork), from the
+    derivation evaluated (float64 NumPy arrays)."""
+    sweep = _Sweep(net, params, masks, len(X))
+    A = np.asarray(X, dtype=np.float64)
+    for stage in net.stages:
+        A = sweep.forward(stage, A)
+    last = net.stages[-1]
+    cost, dZ = sweep.head(last, np.asarray(Y, dtype=np.float64))
+    dA = None
+    for stage in reversed(net.stages):
+        dA = sweep.backward(stage, dA, dZ if stage is last else None)
+    return cost, {name: sweep.grads[name] for name in net.param_shapes()}
+
+
+def _free(target: sp.Indexed, shape) -> list:
+    """``[(index, size), ...]`` for a rule's target entry and the array it fills."""
+    return list(zip(target.indices, shape))
+
+
+def _named(rule: T.Rule, operand: str, arrays: dict, sizes: dict, shape) -> np.ndarray:
+    """One named backward rule of ``rule`` evaluated into an array of ``shape``."""
+    form = rule.named[operand]
+    return evaluate(form.expr(), arrays, sizes, _free(form.target, shape))
+
+
+def _defined(rule: T.Rule, arrays: dict, sizes: dict, shape) -> np.ndarray:
+    return evaluate(rule.definition.rhs, arrays, sizes, _free(rule.definition.lhs, shape))
+
+
+def _elementwise(expr: sp.Expr, symbols: dict) -> np.ndarray:
+    """A scalar expression in ``symbols`` (symbol -> array, all of one shape) at every entry."""
+    shape = next(iter(symbols.values())).shape
+    axes = sp.symbols(f"e0:{len(shape)}", integer=True, nonnegative=True)
+    entry = {sym: sp.IndexedBase(f"v{k}")[axes] for k, sym in enumerate(symbols)}
+    arrays = {f"v{k}": value for k, value in enumerate(symbols.values())}
+    return evaluate(expr.xreplace(entry), arrays, {}, list(zip(axes, shape)))
+
+
+def _rows(expr: sp.Expr, arrays: dict, row_index, shape) -> np.ndarray:
+    """A registry rule over one row (``a[l]``, ``Sum(.., (j, 0, n - 1))``) on arrays whose
+    last axis is the row: every entry gets the leading (example) indices."""
+    lead = sp.symbols(f"e0:{len(shape) - 1}", integer=True, nonnegative=True)
+    on_rows = expr.replace(
+        lambda f: isinstance(f, sp.Indexed), lambda f: f.base[(*lead, *f.indices)]
+    )
+    free = list(zip(lead, shape[:-1]))
+    if row_index is not None:
+        free.append((row_index, shape[-1]))
+    return evaluate(on_rows, arrays, {sp.Symbol("n", integer=True, positive=True): shape[-1]},
+                    free)  # fmt: skip
+
+
+class _Sweep:
+    """The forward values each stage keeps for its backward rule, and the gradients found."""
+
+    def __init__(self, net, params, masks, m):
+        self.net, self.m = net, m
+        self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        self.masks = masks
+        self.kept: dict[int, dict] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def forward(self, stage, A):
+        k, layer, keep = stage.k, stage.layer, {"in": A}
+        self.kept[k] = keep
+        if isinstance(layer, Conv2D):
+            (top, bottom), (left, right) = layer.pads(stage.inputs)
+            keep["in"] = np.pad(A, ((0, 0), (top, bottom), (left, right), (0, 0)))
+            arrays = {"X": keep["in"], "K": self.params[f"W{k}"], "b": self.params[f"b{k}"]}
+            sizes = self._conv_sizes(stage, keep["in"])
+            keep["Z"] = _defined(T.convolution(), arrays, sizes, (self.m, *stage.outputs))
+            return self._activate(keep, layer.activation, last=False)
+        if isinstance(layer, MaxPool2D):  # and AvgPool2D
+            keep["R"] = self._pool_weights(stage, A)
+            sizes = {T.s: layer.size, batch_size: self.m}
+            return _defined(T.pooling(), {"X": A, "R": keep["R"]}, sizes, (self.m, *stage.outputs))
+        if isinstance(layer, Flatten):
+            H, W, C = stage.inputs
+            sizes = {T.H: H, T.W: W, T.C_in: C, batch_size: self.m}
+            return _defined(T.flatten(), {"X": A}, sizes, (self.m, *stage.outputs))
+        if isinstance(layer, MeanOverTime):
+            sizes = {T.T: stage.inputs[0], batch_size: self.m}
+            return _defined(T.mean_over_time(), {"X": A}, sizes, (self.m, *stage.outputs))
+        if isinstance(layer, SelfAttention):
+            return self._attention_forward(stage, keep, A)
+        if isinstance(layer, Dense):
+            arrays = {"A": A, "B": self.params[f"W{k}"], "b": self.params[f"b{k}"]}
+            sizes = {T.d: stage.inputs[0], T.d_k: layer.units}
+            keep["Z"] = _defined(T.product("dense"), arrays, sizes, (self.m, layer.units))
+            return self._activate(keep, layer.activation, last=stage is self.net.stages[-1])
+        if isinstance(layer, Dropout):
+            keep["M"], sizes = self._mask(stage), self._dropout_sizes(stage)
+            rule = T.dropout(len(stage.inputs) + 1)
+            return _defined(rule, {"A": A, "M": keep["M"]}, sizes, A.shape)
+        raise NotImplementedError(f"no closed-form route for {layer!r}")
+
+    def _activate(self, keep, name, last):
+        act = activation(name)
+        if act.elementwise:
+            keep["A"] = _elementwise(act.scalar, {x: keep["Z"]})
+        else:
+            keep["A"] = _rows(act.definition, {"z": keep["Z"]}, _row_index(act.definition),
+                              keep["Z"].shape)  # fmt: skip
+        return keep["A"]
+
+    def _pool_weights(self, stage, A):
+        """``R``: ``1/s²`` for an average; for a max, SymPy's ``d max(window) / d x_l`` at each
+        window (the windows a pool of stride = size reads; the cropped rows get 0)."""
+        s, (ho, wo, c) = stage.layer.size, stage.outputs
+        if isinstance(stage.layer, AvgPool2D):
+            return np.full(A.shape, 1.0 / (s * s))
+        blocks = A[:, : ho * s, : wo * s].reshape(self.m, ho, s, wo, s, c)
+        values = [blocks[:, :, i, :, j, :] for i in range(s) for j in range(s)]
+        window = sp.symbols(f"x0:{s * s}", real=True)
+        R = np.zeros(A.shape)
+        R_blocks = np.zeros(blocks.shape)
+        for position, slope in enumerate(T.max_derivative(s)):
+            i, j = divmod(position, s)
+            R_blocks[:, :, i, :, j, :] = _elementwise(slope, dict(zip(window, values)))
+        R[:, : ho * s, : wo * s] = R_blocks.reshape(self.m, ho * s, wo * s, c)
+        return R
+
+    def _attention_forward(self, stage, keep, A):
+        k, dk, (length, width) = stage.k, stage.layer.d_k, stage.inputs
+        sizes = {T.d: width, T.d_k: dk, T.T: length}
+        for part in ("q", "k", "v"):
+            arrays = {"A": A, "B": self.params[f"W{part}{k}"]}
+            keep[part] = _defined(T.product("weights"), arrays, sizes, (self.m, length, dk))
+        scores = {"A": keep["q"], "B": keep["k"]}
+        keep["S"] = _defined(T.product("scores"), scores, sizes, (self.m, length, length))
+        softmax = activation("softmax").definition
+        keep["P"] = _rows(softmax, {"z": keep["S"]}, _row_index(softmax), keep["S"].shape)
+        mix = {"A": keep["P"], "B": keep["v"]}
+        return _defined(T.product("mix"), mix, sizes | {T.d: dk}, (self.m, length, dk))
+
+    def _mask(self, stage):
+        keep = 1 - stage.layer.rate
+        if self.masks is None:  # no masks: evaluation mode, the identity
+            return np.full((self.m, *stage.inputs), keep)
+        return np.asarray(self.masks[f"M{stage.k}"], dtype=np.float64)
+
+    def _dropout_sizes(self, stage):
+        sizes = {T.keep: 1 - stage.layer.rate, batch_size: self.m}
+        names = sp.symbols(f"N1:{len(stage.inputs) + 1}", integer=True, positive=True)
+        return sizes | dict(zip(names, stage.inputs))
+
+    def _conv_sizes(self, stage, padded):
+        layer = stage.layer
+        kh, kw = layer.kernel
+        return {T.k_h: kh, T.k_w: kw, T.C_in: stage.inputs[2], T.C_out: layer.filters,
+                T.H: padded.shape[1], T.W: padded.shape[2], T.H_out: stage.outputs[0],
+                T.W_out: stage.outputs[1], T.s: layer.stride, batch_size: self.m}  # fmt: skip
+
+    # -- cost and backward ------------------------------------------------------------------
+
+    def head(self, last, Y):
+        """The mean cost, and ``dZ`` of the output layer: the registry's head rule over m."""
+        A = self.kept[last.k]["A"]
+        per_example = _rows(loss(self.net.loss).definition, {"a": A, "y": Y}, None, A.shape)
+        rule = head_vjp(self.net.output, self.net.loss)
+        dZ = _rows(rule, {"a": A, "y": Y, "z": self.kept[last.k]["Z"]}, l, A.shape) / self.m
+        return float(np.mean(per_example)), dZ
+
+    def backward(self, stage, dA, dZ=None):
+        """The stage's parameter gradients (into ``self.grads``) and its input's adjoint."""
+        k, layer, keep = stage.k, stage.layer, self.kept[stage.k]
+        if isinstance(layer, Dense | Conv2D) and dZ is None:
+            slope = elementwise_derivative(layer.activation)
+            dZ = dA * _elementwise(slope, {x: keep["Z"], out: keep["A"]})
+        if isinstance(layer, Conv2D):
+            return self._conv_backward(stage, keep, dZ)
+        if isinstance(layer, Dense):
+            rule, W = T.product("dense"), self.params[f"W{k}"]
+            sizes = {T.d: stage.inputs[0], T.d_k: layer.units, batch_size: self.m}
+            self.grads[f"W{k}"] = _named(rule, "B", {"A": keep["in"], "dZ": dZ}, sizes, W.shape)
+            self.grads[f"b{k}"] = _named(rule, "b", {"dZ": dZ}, sizes, (layer.units,))
+            return _named(rule, "A", {"B": W, "dZ": dZ}, sizes, keep["in"].shape)
+        if isinstance(layer, SelfAttention):
+            return self._attention_backward(stage, keep, dA)
+        shape = keep["in"].shape
+        if isinstance(layer, MaxPool2D):
+            sizes = {T.s: layer.size}
+            return _named(T.pooling(), "X", {"R": keep["R"], "dZ": dA}, sizes, shape)
+        if isinstance(layer, Flatten):
+            sizes = {T.W: stage.inputs[1], T.C_in: stage.inputs[2]}
+            return _named(T.flatten(), "X", {"dZ": dA}, sizes, shape)
+        if isinstance(layer, MeanOverTime):
+            return _named(T.mean_over_time(), "X", {"dZ": dA}, {T.T: stage.inputs[0]}, shape)
+        if isinstance(layer, Dropout):
+            rule, sizes = T.dropout(len(stage.inputs) + 1), self._dropout_sizes(stage)
+            return _named(rule, "A", {"M": keep["M"], "dZ": dA}, sizes, shape)
+        raise NotImplementedError(f"no closed-form route for {layer!r}")
+
+    def _conv_backward(self, stage, keep, dZ):
+        k, layer, padded = stage.k, stage.layer, keep["in"]
+        rule, sizes = T.convolution(), self._conv_sizes(stage, padded)
+        W = self.params[f"W{k}"]
+        self.grads[f"W{k}"] = _named(rule, "K", {"X": padded, "dZ": dZ}, sizes, W.shape)
+        self.grads[f"b{k}"] = _named(rule, "b", {"dZ": dZ}, sizes, (layer.filters,))
+        (kh, kw), s = layer.kernel, layer.stride
+        _, H, Wd, _ = padded.shape
+        dZ_full = np.zeros((self.m, H + kh - 1, Wd + kw - 1, layer.filters))
+        dZ_full[:, kh - 1 :: s, kw - 1 :: s][:, : dZ.shape[1], : dZ.shape[2]] = dZ
+        dX = _named(rule, "X", {"K": W, "dZ_full": dZ_full}, sizes, padded.shape)
+        (top, _), (left, _) = layer.pads(stage.inputs)
+        height, width = stage.inputs[:2]
+        return dX[:, top : top + height, left : left + width]  # the padding's adjoint: a crop
+
+    def _attention_backward(self, stage, keep, dO):
+        k, dk, (length, width) = stage.k, stage.layer.d_k, stage.inputs
+        sizes = {T.d: width, T.d_k: dk, T.T: length, batch_size: self.m}
+        mix, scores, weights = (T.product(kind) for kind in ("mix", "scores", "weights"))
+        dP = _named(mix, "A", {"B": keep["v"], "dZ": dO}, sizes | {T.d: dk}, keep["P"].shape)
+        adjoints = {"v": _named(mix, "B", {"A": keep["P"], "dZ": dO}, sizes | {T.d: dk},
+                                keep["v"].shape)}  # fmt: skip
+        dS = _rows(activation_vjp("softmax"), {"a": keep["P"], "da": dP}, l, dP.shape)
+        for part, operand in (("q", "A"), ("k", "B")):
+            arrays = {"A": keep["q"], "B": keep["k"], "dZ": dS}
+            adjoints[part] = _named(scores, operand, arrays, sizes, keep[part].shape)
+        dX = 0.0
+        for part in ("q", "k", "v"):  # X feeds Q, K and V: its adjoint sums the three branches
+            W = self.params[f"W{part}{k}"]
+            arrays = {"A": keep["in"], "B": W, "dZ": adjoints[part]}
+            self.grads[f"W{part}{k}"] = _named(weights, "B", arrays, sizes, W.shape)
+            dX = dX + _named(weights, "A", arrays, sizes, keep["in"].shape)
+        return dX
+
+
+def _row_index(definition: sp.Expr):
+    """The row position a registry definition is written at (``j`` in ``exp(z[j]) / Σ``)."""
+    summed = {lim[0] for s in definition.atoms(sp.Sum) for lim in s.limits}
+    free = {ix for f in definition.atoms(sp.Indexed) for ix in f.indices} - summed
+    (index,) = free
+    return index
+
+
+__all__ = ["closed_form_loss_and_grads"]

@@ -1,0 +1,208 @@
+"""The four-route check of tensor networks through the public API: ``numeric.codegen(net)`` and
+``numeric.verify(net)``, the closed-form route (the derived rules of derive.tensor_ops
+evaluated) against JAX's own primitives on hypothesis-drawn networks, and wrong gradients
+caught by both."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import numeric
+from derive import BackpropInputError
+from derive import tensor_ops as T
+from derive.layers import Dense, Dropout
+from derive.ops import m
+from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
+from derive.tensor_network import tensor_network
+from numeric.tensor_strategies import image_networks, sample_batch, sequence_networks
+from numeric.verification.tensor_closed_form import closed_form_loss_and_grads
+from numeric.verification.tensor_evaluate import evaluate
+from numeric.verification.tensor_route import jax_loss_and_grads
+
+SLOW = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def small_convnet(padding="valid"):
+    """The seed course's convnet at a size a check runs in a moment."""
+    layers = [Conv2D(4, 3, "relu", padding=padding), MaxPool2D(2), Conv2D(6, 3, "relu"),
+              MaxPool2D(2), Flatten(), Dropout(0.5), Dense(10, "softmax")]  # fmt: skip
+    return tensor_network((12, 12, 1), layers, "cce")
+
+
+def _kernel_with(net, old: str, new: str):
+    """The generated kernel of ``net`` with one line edited: a deliberately wrong gradient."""
+    source = numeric.codegen(net).source
+    assert source.count(old) == 1, old
+    return numeric.Kernel(source.replace(old, new), [], net.param_shapes(), "numpy")
+
+
+# -- the public API -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_verify_takes_a_tensor_network_like_a_model(dtype):
+    result = numeric.verify(small_convnet(), dtype, batch=3, seed=1)
+    assert result.ok, result.report()
+    assert [row.name for row in result.rows] == ["W1", "b1", "W3", "b3", "W7", "b7"]
+    assert all(set(row.errors) == {"JAX", "FD", "closed form"} for row in result.rows)
+    assert "|kernel-CF|" in result.report() and result.dtype == dtype
+
+
+def test_codegen_takes_a_tensor_network_for_both_targets_and_dtypes():
+    net = small_convnet(padding="same")
+    kernel = numeric.codegen(net)
+    assert isinstance(kernel, numeric.Kernel) and kernel.params == net.param_shapes()
+    params, X, Y, masks = sample_batch(net, 2, seed=3, scale=0.2)
+    J, grads = kernel.loss_and_grads(params, X, Y, masks=masks)
+    want_J, want = jax_loss_and_grads(net, params, X, Y, masks)
+    assert J == pytest.approx(want_J, rel=1e-10)
+    for name in want:
+        np.testing.assert_allclose(grads[name], want[name], rtol=1e-7, atol=1e-10)
+    assert "import jax.numpy as jnp" in numeric.codegen(net, target="jax").source
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 12, 12, 1)).astype(np.uint8)
+    for dtype in ("float32", "float64"):  # integer pixels convert to the dtype asked for
+        kernel = numeric.codegen(net, dtype=dtype)
+        _, grads = kernel.loss_and_grads(kernel.random_params(dtype=dtype), pixels, Y)
+        assert grads["W1"].dtype == np.dtype(dtype)
+
+
+def test_verify_checks_a_given_kernel_params_and_data():
+    net = small_convnet()
+    params, X, Y, _ = sample_batch(net, 2, seed=5, scale=0.2)
+    jax_kernel = numeric.codegen(net, target="jax")
+    result = numeric.verify(net, kernel=jax_kernel, params=params, data=(X, Y))
+    assert result.ok, result.report()
+    assert result.batch == 2
+
+
+def test_verify_and_codegen_refuse_bad_options_for_a_tensor_network():
+    net = small_convnet()
+    with pytest.raises(BackpropInputError, match="float16"):
+        numeric.verify(net, dtype="float16")
+    with pytest.raises(BackpropInputError, match="batch must be a positive integer, got 0"):
+        numeric.verify(net, batch=0)
+    other = tensor_network((6, 6, 1), [Conv2D(2, 3), Flatten(), Dense(2, "softmax")], "cce")
+    with pytest.raises(BackpropInputError, match="not a kernel for .* the model's are W1, b1"):
+        numeric.verify(net, kernel=numeric.codegen(other))
+    with pytest.raises(BackpropInputError, match="unknown codegen target 'c'"):
+        numeric.codegen(net, target="c")
+    params = {"W1": np.zeros((3, 3, 1, 3)), "b1": np.zeros(2), "W3": np.zeros((32, 2))}
+    with pytest.raises(BackpropInputError, match="params has W1, b1, W3; the network's are W1"):
+        numeric.verify(other, params=params)
+    match = r"params\['W1'\] has shape \(3, 3, 1, 3\), not \(3, 3, 1, 2\)"
+    with pytest.raises(BackpropInputError, match=match):
+        numeric.verify(other, params=params | {"b3": np.zeros(2)})
+
+
+# -- the four routes on random networks -----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@SLOW
+@given(net=image_networks())
+def test_random_image_networks_pass_all_four_routes(net, dtype):
+    result = numeric.verify(net, dtype, batch=2, seed=0)
+    assert result.ok, result.report()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@SLOW
+@given(net=sequence_networks())
+def test_random_attention_networks_pass_all_four_routes(net, dtype):
+    result = numeric.verify(net, dtype, batch=2, seed=0)
+    assert result.ok, result.report()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(net=image_networks(max_convs=2))
+def test_closed_form_equals_jax_on_random_networks(net):
+    """The derivation evaluated against JAX's primitives, with no generated kernel between."""
+    batch = sample_batch(net, 2, seed=7, scale=0.4)
+    J, grads = closed_form_loss_and_grads(net, *batch)
+    want_J, want = jax_loss_and_grads(net, *batch)
+    assert J == pytest.approx(want_J, rel=1e-12)
+    assert list(grads) == list(net.param_shapes())
+    for name in want:
+        np.testing.assert_allclose(grads[name], want[name], rtol=1e-9, atol=1e-12)
+
+
+def test_closed_form_covers_every_layer_and_average_pooling():
+    net = tensor_network(
+        (8, 8, 2),
+        [Conv2D(3, 2, "tanh", stride=2, padding="same"), AvgPool2D(2), Flatten(),
+         Dropout(0.25), Dense(4, "linear")],
+        "mse",
+    )  # fmt: skip
+    seq = tensor_network((4, 3), [SelfAttention(2), SelfAttention(3), MeanOverTime(),
+                                  Dense(2, "softmax")], "cce")  # fmt: skip
+    for model in (net, seq):
+        batch = sample_batch(model, 3, seed=2, scale=0.5)
+        J, grads = closed_form_loss_and_grads(model, *batch)
+        want_J, want = jax_loss_and_grads(model, *batch)
+        assert J == pytest.approx(want_J, rel=1e-12)
+        for name in want:
+            np.testing.assert_allclose(grads[name], want[name], rtol=1e-9, atol=1e-12)
+
+
+# -- wrong gradients ------------------------------------------------------------------------
+
+
+def test_a_flipped_kernel_gradient_is_caught_by_jax_and_the_closed_form():
+    """The classic slip: dW as a convolution (kernel flipped) instead of a cross-correlation."""
+    net = small_convnet()
+    source = numeric.codegen(net).source
+    (line,) = [text for text in source.splitlines() if text.strip().startswith("dW3 = ")]
+    code = line.split(" = ", 1)[1].split("  #")[0]
+    kernel = _kernel_with(net, line, f"    dW3 = ({code})[::-1, ::-1]")
+    result = numeric.verify(net, batch=2, kernel=kernel)
+    assert not result.ok
+    assert [row.name for row in result.rows if not row.ok] == ["W3"]
+    assert {"JAX", "closed form"} <= result.disagreeing("W3")
+
+
+def test_a_transposed_kernel_gradient_is_caught_by_jax_and_the_closed_form():
+    net = tensor_network((5, 5, 1), [Conv2D(2, 2), Flatten(), Dense(3, "softmax")], "cce")
+    source = numeric.codegen(net).source
+    (line,) = [text for text in source.splitlines() if text.strip().startswith("dW1 = ")]
+    code = line.split(" = ", 1)[1].split("  #")[0]
+    kernel = _kernel_with(net, line, f"    dW1 = ({code}).transpose(1, 0, 2, 3)")  # rows, cols
+    result = numeric.verify(net, batch=2, kernel=kernel)
+    assert result.disagreeing("W1") >= {"JAX", "closed form"}
+    assert result.row("W3").ok
+
+
+def test_the_closed_form_is_the_derivation_evaluated(monkeypatch):
+    """A wrong derived rule (dK doubled) makes the closed form disagree with the kernel and
+    JAX: the route reads derive.tensor_ops, it does not carry a backward of its own."""
+    net = small_convnet()
+    kernel = numeric.codegen(net)  # printed before the rule is spoiled
+    rule = T.convolution()
+    wrong = dict(rule.named, K=rule.named["K"].__class__(
+        rule.named["K"].target, 2 * rule.named["K"].body, rule.named["K"].limits))  # fmt: skip
+    monkeypatch.setattr(T, "convolution", lambda: T.Rule(rule.definition, rule.derived, wrong))
+    result = numeric.verify(net, batch=2, kernel=kernel)
+    assert result.disagreeing("W1") == {"closed form"}
+    assert result.disagreeing("W3") == {"closed form"}
+    assert result.disagreeing("b1") == set()
+
+
+# -- the evaluator --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_the_evaluated_convolution_definition_is_laxs_convolution(stride):
+    import jax
+    from jax import lax
+
+    rng = np.random.default_rng(stride)
+    X, K, b = rng.normal(size=(2, 7, 6, 3)), rng.normal(size=(3, 2, 3, 4)), rng.normal(size=4)
+    ho, wo = (7 - 3) // stride + 1, (6 - 2) // stride + 1
+    sizes = {m: 2, T.k_h: 3, T.k_w: 2, T.C_in: 3, T.C_out: 4, T.H: 7, T.W: 6, T.H_out: ho,
+             T.W_out: wo, T.s: stride}  # fmt: skip
+    Z = evaluate(T.CONV, {"X": X, "K": K, "b": b}, sizes, [(T.n, 2), (T.h, ho), (T.w, wo),
+                                                           (T.o, 4)])  # fmt: skip
+    with jax.enable_x64(True):
+        want = lax.conv_general_dilated(X, K, (stride, stride), "VALID",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))  # fmt: skip
+        want = np.asarray(want) + b
+    np.testing.assert_allclose(Z, want, rtol=1e-12, atol=1e-12)
