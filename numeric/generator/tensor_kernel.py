@@ -60,7 +60,10 @@ def _rows(expr: sp.Expr, arrays: dict, width: int | None = None) -> sp.Expr:
 
 def _definition_sum(definition: sp.Eq) -> Contraction:
     """The contraction part of a definition (``Σ X K`` of ``Z = Σ X K + b``), its coefficient
-    kept in the body (``Σ Q K / √d_k``, ``Σ X / T``)."""
+    kept in the body (``Σ Q K / √d_k``, ``Σ X / T``); without a sum, the product itself
+    (``A M / keep``)."""
+    if not definition.rhs.has(sp.Sum):
+        return Contraction(definition.lhs, definition.rhs)
     (term,) = [arg for arg in sp.Add.make_args(definition.rhs) if arg.has(sp.Sum)]
     (total,) = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
     coefficient = term / total
@@ -401,8 +404,11 @@ class TensorKernelWriter:
         emit(f"dA{k - 1} = {code}  # {type(stage.layer).__name__}: {rule.equation()}")
 
     def _dropout_forward(self, stage, src) -> None:
-        k, rate = stage.k, stage.layer.rate
-        self.fwd.append(f"A{k} = {src} * M{k} / {float(1 - rate)!r}  # inverted dropout")
+        k = stage.k
+        (rule,) = _rules(stage)
+        printer = self._printer({"A": src, "M": f"M{k}"}, {T.keep: 1 - stage.layer.rate})
+        code = printer.code(_definition_sum(rule.definition), ("m", *stage.inputs))
+        self.fwd.append(f"A{k} = {code}  # inverted dropout")
 
     def _dropout_backward(self, stage, src, first, emit) -> None:
         k = stage.k

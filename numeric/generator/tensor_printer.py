@@ -57,7 +57,7 @@ class ContractionPrinter:
         for _, subs in operands:  # window offsets and split axes have their own extents
             lengths.update({x: lengths.get(x, "-1") for x in subs})
         text = _contract(operands, out, lengths, self.xp)
-        return _scaled(text, contraction.coefficient().xreplace(self.sizes))
+        return _scaled(text, contraction.coefficient(), self.sizes)
 
     def view(self, factor: Indexed, letters: dict, extent: dict) -> tuple[str, str]:
         """``(code, subscripts)`` of one factor's array, viewed so that each axis is a letter."""
@@ -277,12 +277,17 @@ def _arranged(code: str, subs: str, want: str, xp: str) -> str | None:
     return f"{code}.transpose({', '.join(str(subs.index(x)) for x in want)})"
 
 
-def _scaled(text: str, coefficient) -> str:
+def _scaled(text: str, coefficient, sizes: dict) -> str:
+    """``text`` times ``coefficient``: divided by its inverse where that is a whole number or
+    a size given as a float (``/ keep``, as a dropout is defined), else times it."""
+    inverse = sp.sympify((1 / coefficient).xreplace(sizes))
+    coefficient = sp.sympify(coefficient.xreplace(sizes))
     if coefficient == 1:
         return text
-    inverse = 1 / coefficient
     if inverse.is_Integer:
         return f"{text} / {inverse}"
+    if inverse.is_Float:
+        return f"{text} / {float(inverse)!r}"
     return f"{text} * {float(coefficient)!r}"
 
 
@@ -299,7 +304,7 @@ def upsampled(contraction, names: dict, sizes: dict) -> str:
                 index += [":", "None"] if isinstance(ix, sp.floor) else [":"]
             code = f"{code}[{', '.join(index)}]"
         parts.append(code)
-    return _scaled(" * ".join(parts), contraction.coefficient().xreplace(sizes))
+    return _scaled(" * ".join(parts), contraction.coefficient(), sizes)
 
 
 __all__ = ["ContractionPrinter", "upsampled"]
