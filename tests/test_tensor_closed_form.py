@@ -94,6 +94,28 @@ def test_verify_and_codegen_refuse_bad_options_for_a_tensor_network():
         numeric.verify(other, params=params | {"b3": np.zeros(2)})
 
 
+def test_no_public_function_fails_inside_on_a_tensor_network():
+    """Each of numeric's functions given a network either works or says what to pass."""
+    from derive.optimizers import SGD
+
+    net = small_convnet()
+    for name in numeric.__all__:
+        function = getattr(numeric, name)
+        if callable(function) and not isinstance(function, type):
+            try:
+                function(net)
+            except AttributeError as err:  # pragma: no cover - the failure this test finds
+                pytest.fail(f"numeric.{name}(net): AttributeError: {err}")
+            except (TypeError, ValueError):
+                pass
+    params, X, Y, _ = sample_batch(net, 2, seed=0)
+    match = r"train takes a kernel, got TensorNetwork: .*codegen\(net\)"
+    with pytest.raises(TypeError, match=match):
+        numeric.train(net, params, X, Y, SGD(0.1))
+    training = numeric.train(numeric.codegen(net), params, X, Y, SGD(0.1), epochs=1)
+    assert np.isfinite(training.history.last_loss)
+
+
 # -- the four routes on random networks -----------------------------------------------------
 
 

@@ -68,6 +68,12 @@ def train(
     a bar on stderr (None: when stderr is a terminal). Raises ``BackpropInputError`` for
     bad sizes, shapes or dtypes.
     """
+    if not callable(getattr(kernel, "forward", None)):  # a Model or a network, say
+        raise TypeError(
+            f"train takes a kernel, got {type(kernel).__name__}: "
+            "train(numeric.codegen(model.derive()), ...), or numeric.codegen(net) for a network"
+            " on images or sequences"
+        )
     if not isinstance(optimizer, UpdateRule):
         raise TypeError(f"optimizer must be a derive.optimizers rule, got {optimizer!r}")
     _check_count("epochs", epochs)
