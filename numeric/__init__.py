@@ -8,6 +8,11 @@ graph and finite differences, and returns a :class:`Verification` (its table: on
 differences. ``train`` runs a kernel in a mini-batch loop with an update rule of
 ``derive.optimizers`` (``numeric.training``).
 
+A network on images or sequences (``derive.network((28, 28, 1), [...])``, a TensorNetwork)
+goes to both as it is: ``codegen(net)`` gives its Kernel, ``verify(net)`` a ``TensorCheck``
+whose routes add the closed form, the derived rules evaluated
+(``numeric.verification.tensor_check``).
+
 The functions live in modules named apart from them (``numeric.generator.generate``,
 ``numeric.verification.run``), so ``numeric.codegen`` and ``numeric.verify`` are always the
 functions. Importing ``numeric`` does not import JAX: the JAX route imports it when it runs.

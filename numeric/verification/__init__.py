@@ -6,6 +6,10 @@ batch (:mod:`.samples`), runs the kernel, JAX's gradient of the model's forward 
 (:mod:`.comparison`, with the :mod:`.tolerances`). The :class:`Verification` it returns
 (:mod:`.results`) prints as ``backprop check`` shows it (:mod:`.report`).
 
+A tensor network is checked by :mod:`.tensor_check`: the kernel against JAX's own primitives
+(:mod:`.tensor_route`), central differences and the closed form (:mod:`.tensor_closed_form`,
+the derived rules evaluated by :mod:`.tensor_evaluate`).
+
 May import: ``derive``, NumPy, ``numeric.generator``, ``numeric.gradcheck``; JAX only inside
 the JAX route, when it runs. Nothing here imports ``reports``.
 """

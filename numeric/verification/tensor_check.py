@@ -68,6 +68,11 @@ class TensorCheck:
     def ok(self) -> bool:
         return not self.cost_failed and all(row.ok for row in self.rows)
 
+    @property
+    def model(self) -> str:
+        """The network's spec, as a Model's ``Verification.model`` is."""
+        return self.spec
+
     def row(self, name: str) -> TensorRow:
         return next(row for row in self.rows if row.name == name)
 
