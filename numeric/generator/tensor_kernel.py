@@ -210,6 +210,27 @@ class TensorKernelWriter:
 
     # -- cost --------------------------------------------------------------------------------
 
+    def _log_output(self, k: int, name: str) -> list[str] | None:
+        """``log A`` of a row activation's output (log softmax) as stabilize writes it, in
+        place: ``log_A = u`` (``u = Z - rowmax(Z)``), then ``log_A -= log(rowsum(exp(u)))``.
+        None where ``log A`` takes no such form."""
+        act = activation(name)
+        if act.elementwise:
+            return None
+        out, log_out = _array(f"A{k}"), _array(f"log_A{k}")
+        row = _rows(act.definition, {"z": _array(f"Z{k}")}).replace(row_total, rowsum)
+        logged = stabilize(sp.log(out), {out: row})
+        shifts = [e.args[0] for e in logged.atoms(sp.exp) if e.has(rowmax)]
+        if len(shifts) != 1:
+            return None
+        rest = (shifts[0] - logged).xreplace({shifts[0]: log_out})
+        if rest.free_symbols != {log_out}:
+            return None
+        return [
+            f"{log_out} = {self.printer.doprint(shifts[0])}  # log {name}, stable:",
+            f"{log_out} -= {self.printer.doprint(rest)}",
+        ]
+
     def _head(self, last) -> None:
         k, width = last.k, last.outputs[0]
         name, loss_name = self.model.output, self.model.loss
@@ -217,13 +238,10 @@ class TensorKernelWriter:
         definition = registry_loss(loss_name).definition
         arrays = {"a": _array(f"A{k}"), "y": _array("Y")}
         lines = []
-        if name == "softmax" and definition.has(
-            sp.log(a[sp.Symbol("j", integer=True, nonnegative=True)])
-        ):
-            lines.append(
-                f"log_A{k} = Z{k} - Z{k}.max(axis=-1, keepdims=True)  # log softmax, stable:"
-            )
-            lines.append(f"log_A{k} -= {xp}.log({xp}.exp(log_A{k}).sum(axis=-1, keepdims=True))")
+        logs = definition.has(sp.log(a[sp.Symbol("j", integer=True, nonnegative=True)]))
+        log_lines = self._log_output(k, name) if logs else None
+        if log_lines:
+            lines += log_lines
             definition = definition.replace(sp.log, lambda arg: _log_of(arg, k))
         per_example = _rows(definition, arrays | {"log_a": _array(f"log_A{k}")}, width)
         total = self.target.as_float(f"{xp}.sum({self.printer.doprint(per_example)})")
