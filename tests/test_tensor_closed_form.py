@@ -166,6 +166,26 @@ def test_closed_form_covers_every_layer_and_average_pooling():
             np.testing.assert_allclose(grads[name], want[name], rtol=1e-9, atol=1e-12)
 
 
+def test_max_pool_ties_go_to_the_first_arg_max_on_every_route():
+    """Integer pixels on a blank background and a positive bias: whole windows of equal relu
+    outputs, whose gradient goes to one entry (JAX's and the kernel's choice), not shared."""
+    net = tensor_network((8, 8, 1), [Conv2D(2, 3, "relu"), MaxPool2D(2), Flatten(),
+                                     Dense(3, "softmax")], "cce")  # fmt: skip
+    rng = np.random.default_rng(0)
+    X = np.zeros((2, 8, 8, 1), dtype=np.uint8)
+    X[:, 2:4, 2:4] = rng.integers(1, 255, (2, 2, 2, 1))
+    params = {"W1": 0.1 * rng.normal(size=(3, 3, 1, 2)), "b1": np.array([0.5, 0.3]),
+              "W4": 0.3 * rng.normal(size=(18, 3)), "b4": np.zeros(3)}  # fmt: skip
+    Y = np.eye(3)[[0, 2]]
+    J, grads = closed_form_loss_and_grads(net, params, X, Y)
+    want_J, want = jax_loss_and_grads(net, params, X, Y)
+    assert J == pytest.approx(want_J, rel=1e-12)
+    for name in want:
+        np.testing.assert_allclose(grads[name], want[name], rtol=1e-9, atol=1e-12)
+    result = numeric.verify(net, params=params, data=(X, Y))
+    assert result.ok, result.report()
+
+
 # -- wrong gradients ------------------------------------------------------------------------
 
 

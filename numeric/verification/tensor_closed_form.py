@@ -150,7 +150,11 @@ class _Sweep:
 
     def _pool_weights(self, stage, A):
         """``R``: ``1/s²`` for an average; for a max, SymPy's ``d max(window) / d x_l`` at each
-        window (the windows a pool of stride = size reads; the cropped rows get 0)."""
+        window (the windows a pool of stride = size reads; the cropped rows get 0).
+
+        At a tie (relu's zeros, a blank background) ``max`` has no derivative: each tied
+        entry's step is taken as 1 (a subgradient) and the first of them in row-major order
+        keeps it, the choice JAX and the kernels make."""
         s, (ho, wo, c) = stage.layer.size, stage.outputs
         if isinstance(stage.layer, AvgPool2D):
             return np.full(A.shape, 1.0 / (s * s))
@@ -159,9 +163,13 @@ class _Sweep:
         window = sp.symbols(f"x0:{s * s}", real=True)
         R = np.zeros(A.shape)
         R_blocks = np.zeros(blocks.shape)
+        unclaimed = np.ones(values[0].shape)
         for position, slope in enumerate(T.max_derivative(s)):
             i, j = divmod(position, s)
-            R_blocks[:, :, i, :, j, :] = _elementwise(slope, dict(zip(window, values)))
+            slope = slope.replace(sp.Heaviside, lambda arg, *_: sp.Heaviside(arg, 1))
+            first = _elementwise(slope, dict(zip(window, values))) * unclaimed
+            R_blocks[:, :, i, :, j, :] = first
+            unclaimed -= first
         R[:, : ho * s, : wo * s] = R_blocks.reshape(self.m, ho * s, wo * s, c)
         return R
 
