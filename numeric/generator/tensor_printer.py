@@ -5,12 +5,17 @@ window (``sliding_window_view``, every ``s``-th position: im2col); ``k - 1 - i``
 read backwards (a flipped kernel); ``(y W + x) C + c`` splits a flat axis (a reshape). The
 views are then contracted by one matrix product where the letters allow it (``A @ B``),
 by ``np.einsum`` otherwise. Nothing here knows which op it prints.
+
+A rule over one row (a softmax, a loss, the softmax's backward) reads whole arrays through
+:func:`row_rule`, its sums over the last axis (:class:`RowPrinter`).
 """
 
 from __future__ import annotations
 
 import sympy as sp
 from sympy import Indexed
+
+from .numpy_printer import NumPyPrinter
 
 _LETTERS = "nhwoijcpqrvtuekabdfglmsxyz"
 
@@ -307,4 +312,35 @@ def upsampled(contraction, names: dict, sizes: dict) -> str:
     return _scaled(" * ".join(parts), contraction.coefficient(), sizes)
 
 
-__all__ = ["ContractionPrinter", "upsampled"]
+class row_total(sp.Function):  # noqa: N801  (SymPy function names are lower case)
+    """Sum over the last axis of an array, kept as an axis of length 1."""
+
+
+class RowPrinter(NumPyPrinter):
+    """Row reductions over the last axis (an example's row, or a row of its scores)."""
+
+    def _print_row_total(self, expr):
+        return self._method(expr, "sum(axis=-1, keepdims=True)")
+
+    _print_rowsum = _print_row_total
+
+    def _print_rowmax(self, expr):
+        return self._method(expr, "max(axis=-1, keepdims=True)")
+
+
+def row_rule(expr: sp.Expr, arrays: dict, width: int | None = None) -> sp.Expr:
+    """A rule over one row (``a[j]``, ``Sum(.., (j, 0, n - 1))``) on whole arrays; ``width``
+    is the row's length ``n`` where the rule reads it outside a sum."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: row_total(e.function))
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed), lambda e: arrays[e.base.label.name])
+    if width is None:
+        return expr
+    return expr.xreplace({sp.Symbol("n", integer=True, positive=True): width})
+
+
+def var(name: str) -> sp.Symbol:
+    """An array of the kernel, as a SymPy name (a rule over rows reads whole arrays)."""
+    return sp.Symbol(name, real=True)
+
+
+__all__ = ["ContractionPrinter", "RowPrinter", "row_rule", "row_total", "upsampled", "var"]
