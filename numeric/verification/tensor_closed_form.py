@@ -39,20 +39,40 @@ from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOver
 
 from .tensor_evaluate import evaluate
 
+CHUNK = 8  # examples per sweep: the evaluator's arrays grow with the batch
+
 
 def closed_form_loss_and_grads(net, params, X, Y, masks=None):
     """The mean cost and every parameter's gradient of ``net`` (a TensorNetwork), from the
-    derivation evaluated (float64 NumPy arrays)."""
+    derivation evaluated (float64 NumPy arrays).
+
+    The cost is a mean of per-example losses, so the sweep runs over :data:`CHUNK` examples
+    at a time (its memory bounded whatever the batch), each part over the whole batch's size.
+    """
+    X, Y = (np.asarray(values, dtype=np.float64) for values in (X, Y))
+    cost, grads = 0.0, {}
+    for lo in range(0, len(X), CHUNK):
+        rows = slice(lo, lo + CHUNK)
+        part = None if masks is None else {name: mask[rows] for name, mask in masks.items()}
+        part_cost, part_grads = _sweep(net, params, X[rows], Y[rows], part, len(X))
+        cost += part_cost
+        for name, value in part_grads.items():
+            grads[name] = grads[name] + value if name in grads else value
+    return cost, {name: grads[name] for name in net.param_shapes()}
+
+
+def _sweep(net, params, X, Y, masks, total: int):
+    """The forward pass, then the reverse sweep, over the rows of ``X``."""
     sweep = _Sweep(net, params, masks, len(X))
-    A = np.asarray(X, dtype=np.float64)
+    A = X
     for stage in net.stages:
         A = sweep.forward(stage, A)
     last = net.stages[-1]
-    cost, dZ = sweep.head(last, np.asarray(Y, dtype=np.float64))
+    cost, dZ = sweep.head(last, Y, total)
     dA = None
     for stage in reversed(net.stages):
         dA = sweep.backward(stage, dA, dZ if stage is last else None)
-    return cost, {name: sweep.grads[name] for name in net.param_shapes()}
+    return cost, sweep.grads
 
 
 def _free(target: sp.Indexed, shape) -> list:
@@ -206,13 +226,14 @@ class _Sweep:
 
     # -- cost and backward ------------------------------------------------------------------
 
-    def head(self, last, Y):
-        """The mean cost, and ``dZ`` of the output layer: the registry's head rule over m."""
+    def head(self, last, Y, total: int):
+        """These rows' share of the mean cost, and ``dZ`` of the output layer: the registry's
+        head rule over the batch size ``total``."""
         A = self.kept[last.k]["A"]
         per_example = _rows(loss(self.net.loss).definition, {"a": A, "y": Y}, None, A.shape)
         rule = head_vjp(self.net.output, self.net.loss)
-        dZ = _rows(rule, {"a": A, "y": Y, "z": self.kept[last.k]["Z"]}, l, A.shape) / self.m
-        return float(np.mean(per_example)), dZ
+        dZ = _rows(rule, {"a": A, "y": Y, "z": self.kept[last.k]["Z"]}, l, A.shape) / total
+        return float(np.sum(per_example)) / total, dZ
 
     def backward(self, stage, dA, dZ=None):
         """The stage's parameter gradients (into ``self.grads``) and its input's adjoint."""

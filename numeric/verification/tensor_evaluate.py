@@ -74,13 +74,19 @@ class _Grid:
         if name not in self.arrays:
             raise KeyError(f"no array for {name} (in {entry})")
         array = np.asarray(self.arrays[name])
-        index = np.broadcast_arrays(*[np.asarray(self.value(ix)) for ix in entry.indices])
-        index = [np.rint(ix).astype(np.int64) for ix in index]
-        inside = np.ones(index[0].shape, dtype=bool)
-        for ix, size in zip(index, array.shape):
-            inside &= (ix >= 0) & (ix < size)
-        clipped = tuple(np.clip(ix, 0, size - 1) for ix, size in zip(index, array.shape))
-        return np.where(inside, array[clipped], 0.0)
+        # each index on its own axes (broadcast only by the read itself: no index array of
+        # the whole grid), with a mask only where some entry falls outside the array
+        inside = True
+        clipped = []
+        for ix, size in zip(entry.indices, array.shape):
+            ix = np.asarray(self.value(ix))
+            ix = ix if ix.dtype.kind in "iu" else np.rint(ix).astype(np.int64)
+            fits = (ix >= 0) & (ix < size)
+            if not fits.all():
+                inside = inside & fits
+            clipped.append(np.clip(ix, 0, size - 1))
+        value = array[tuple(clipped)]
+        return value if inside is True else np.where(inside, value, 0.0)
 
     def _sum(self, total: sp.Sum):
         ranges = dict(self.ranges)
