@@ -67,6 +67,14 @@ def test_backprop_check_codegen_and_report_take_the_convnet_file(tmp_path, capsy
     assert "Layer 1, Conv2D(32, 3, 'relu')" in capsys.readouterr().out
 
 
+def test_backprop_codegen_of_a_tensor_network_takes_dtype(capsys):
+    from reports.cli.main import main as backprop
+
+    for dtype in ("float32", "float64"):
+        assert backprop(["codegen", str(EXAMPLE), "--dtype", dtype]) == 0
+        assert f"X.astype(np.{dtype})" in capsys.readouterr().out
+
+
 def test_backprop_check_takes_a_saved_tensor_kernel_and_fails_a_wrong_one(tmp_path, capsys):
     from reports.cli.main import main as backprop
 

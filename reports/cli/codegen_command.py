@@ -25,11 +25,8 @@ def run(args) -> int:
 
     try:
         derivation = model_of(args, for_kernels=True).derive()
-    except TensorNetworkFile as found:  # images or sequences: the index-level printer
-        from numeric.generator.tensor_kernel import tensor_codegen
-
-        write(tensor_codegen(found.model, target=args.target), args.out)
-        return 0
+    except TensorNetworkFile as found:  # images or sequences: codegen takes the network itself
+        derivation = found.model
     kernel = codegen(derivation, target=args.target, dtype=args.dtype)
     write(kernel.source, args.out)
     return 0
