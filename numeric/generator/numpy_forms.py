@@ -55,9 +55,10 @@ gives each step's share of a kernel):
 - ``dZ @ W.T`` takes 1.16 times ``A @ W`` in float32 (OpenBLAS's transposed operand; level
   in float64); a contiguous copy of ``W.T`` costs half a product and ``W @ dZ.T`` (1.05)
   leaves ``dA`` transposed for every later step, so the product stays as the floor has it.
-  JAX's products are not OpenBLAS's: ``dZ Wᵀ`` 122 against 130 µs here, and at the MLP
-  784-512-10's shapes (m=128) ``X W1`` 712 against 753 and ``Xᵀ dZ1`` 610 against 676
-  (float32, one core, ``jax.jit``): part of JAX's lead over the floor in float32 is there.
+  JAX's products are not OpenBLAS's: ``dZ Wᵀ`` 122 against 130 µs here (but ``Aᵀ dZ`` 136
+  against 108), and at the MLP 784-512-10's shapes (m=128) ``X W1`` 712 against 753 and
+  ``Xᵀ dZ1`` 610 against 676 (float32, one core, each alone under ``jax.jit``): part of
+  JAX's lead over the floor in the MLP's float32 case is its own products.
 """
 
 from __future__ import annotations
