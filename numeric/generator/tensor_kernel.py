@@ -75,6 +75,8 @@ class TensorKernelWriter(LayerCode):
             "",
             f"PARAMS = {model.param_shapes()!r}",
         ]
+        for helper in sorted(self.printer.helpers_used):  # sigmoid, softplus: stable forms
+            lines += ["", "", *self.target.helper_source(helper).splitlines()]
         lines += ["", ""] + self._function(
             "forward", self.fwd_body() + [f"    return {self.output}"]
         )
@@ -143,8 +145,9 @@ class TensorKernelWriter(LayerCode):
         if name == "linear":
             self.fwd.append(f"A{k} = Z{k}")
         elif act.elementwise:
-            code = self.printer.doprint(act.scalar.xreplace({x: var(f"Z{k}")}))
-            self.fwd.append(f"A{k} = {code}  # A{k} = {name}(Z{k})")
+            code = self.printer.doprint(stabilize(act.scalar.xreplace({x: var(f"Z{k}")})))
+            comment = "" if code == f"{name}(Z{k})" else f"  # A{k} = {name}(Z{k})"
+            self.fwd.append(f"A{k} = {code}{comment}")
         else:
             self.fwd += self._row_activation(name, f"Z{k}", f"A{k}")
 
@@ -199,6 +202,10 @@ class TensorKernelWriter(LayerCode):
             lines += log_lines
             definition = definition.replace(sp.log, lambda arg: _log_of(arg, k))
         per_example = row_rule(definition, arrays | {"log_a": var(f"log_A{k}")}, width)
+        if logs and not log_lines:  # log A of an entrywise A, written in Z (log-sigmoid)
+            act = activation(name)
+            z_form = act.scalar.xreplace({x: var(f"Z{k}")}) if act.elementwise else var(f"Z{k}")
+            per_example = stabilize(per_example, {var(f"A{k}"): z_form})
         total = self.target.as_float(f"{xp}.sum({self.printer.doprint(per_example)})")
         lines.append(f"J = {total} / m  # mean loss")
         self.cost = ["    " + line for line in lines]

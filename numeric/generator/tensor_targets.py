@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .jax_printer import JaxPrinter
+from .numpy_printer import NumPyPrinter
+
 _JAX_WINDOWS = '''
 
 def windows(x, kh, kw, s):
@@ -62,6 +65,11 @@ class NumPyTarget:
         return f"float({code})"
 
     @staticmethod
+    def helper_source(name: str) -> str:
+        """A helper function's source (``sigmoid``, ``softplus``), as the dense kernels print it."""
+        return NumPyPrinter().helper_source(name)
+
+    @staticmethod
     def maximum_into(array: str, other: str) -> str:
         return f"np.maximum({array}, {other}, out={array})"
 
@@ -94,6 +102,10 @@ class JaxTarget(NumPyTarget):
     @staticmethod
     def as_float(code: str) -> str:
         return code  # a float outside jit only: the entry points convert it
+
+    @staticmethod
+    def helper_source(name: str) -> str:
+        return JaxPrinter().helper_source(name)
 
     @staticmethod
     def im2col(code, shape, axes, steps, rank, tail) -> str:
