@@ -134,7 +134,7 @@ class _Sweep:
             arrays = {"X": keep["in"], "K": self.params[f"W{k}"], "b": self.params[f"b{k}"]}
             sizes = self._conv_sizes(stage, keep["in"])
             keep["Z"] = _defined(T.convolution(), arrays, sizes, (self.m, *stage.outputs))
-            return self._activate(keep, layer.activation, last=False)
+            return self._activate(keep, layer.activation)
         if isinstance(layer, MaxPool2D):  # and AvgPool2D
             keep["R"] = self._pool_weights(stage, A)
             sizes = {T.s: layer.size, batch_size: self.m}
@@ -152,14 +152,14 @@ class _Sweep:
             arrays = {"A": A, "B": self.params[f"W{k}"], "b": self.params[f"b{k}"]}
             sizes = {T.d: stage.inputs[0], T.d_k: layer.units}
             keep["Z"] = _defined(T.product("dense"), arrays, sizes, (self.m, layer.units))
-            return self._activate(keep, layer.activation, last=stage is self.net.stages[-1])
+            return self._activate(keep, layer.activation)
         if isinstance(layer, Dropout):
             keep["M"], sizes = self._mask(stage), self._dropout_sizes(stage)
             rule = T.dropout(len(stage.inputs) + 1)
             return _defined(rule, {"A": A, "M": keep["M"]}, sizes, A.shape)
         raise NotImplementedError(f"no closed-form route for {layer!r}")
 
-    def _activate(self, keep, name, last):
+    def _activate(self, keep, name):
         act = activation(name)
         if act.elementwise:
             keep["A"] = _elementwise(act.scalar, {x: keep["Z"]})
