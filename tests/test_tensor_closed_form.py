@@ -79,11 +79,14 @@ def test_verify_and_codegen_refuse_bad_options_for_a_tensor_network():
     net = small_convnet()
     with pytest.raises(BackpropInputError, match="float16"):
         numeric.verify(net, dtype="float16")
+    with pytest.raises(BackpropInputError, match="got 'no_such_dtype'"):
+        numeric.verify(net, dtype="no_such_dtype")
     with pytest.raises(BackpropInputError, match="batch must be a positive integer, got 0"):
         numeric.verify(net, batch=0)
     other = tensor_network((6, 6, 1), [Conv2D(2, 3), Flatten(), Dense(2, "softmax")], "cce")
     with pytest.raises(BackpropInputError, match="not a kernel for .* the model's are W1, b1"):
         numeric.verify(net, kernel=numeric.codegen(other))
+    assert numeric.verify(other, dtype=np.float32, batch=1).dtype == "float32"  # as a Model's
     with pytest.raises(BackpropInputError, match="unknown codegen target 'c'"):
         numeric.codegen(net, target="c")
     params = {"W1": np.zeros((3, 3, 1, 3)), "b1": np.zeros(2), "W3": np.zeros((32, 2))}

@@ -178,7 +178,11 @@ def _scale(shape) -> float:
 
 
 def _check_options(dtype, batch, seed) -> str:
-    dtype = str(dtype)
+    """The dtype's name (``np.float32`` or ``"float32"``), once the options are known good."""
+    try:
+        dtype = str(np.dtype(dtype))
+    except TypeError:
+        dtype = str(dtype)
     if dtype not in RTOL:
         raise BackpropInputError(f"dtype must be one of {', '.join(RTOL)}, got {dtype!r}")
     for name, value, low in (("batch", batch, 1), ("seed", seed, 0)):
