@@ -1,8 +1,9 @@
 """What differs between the NumPy and the JAX tensor kernels, as printing choices the kernel
 writer asks for (as the dense path's printers answer them): the array module's name, the
 im2col view, the statements NumPy writes in place (``out=``, slice assignment) that JAX writes
-as new arrays (``.at[...].set``), and JAX's ``jax.jit`` entry points. Everything else the two
-share, printed once."""
+as new arrays (``.at[...].set``), the stable helpers' sources (``sigmoid``, ``softplus``, from
+the dense path's printers) and JAX's ``jax.jit`` entry points. Everything else the two share,
+printed once."""
 
 from __future__ import annotations
 
