@@ -203,6 +203,9 @@ def test_a_flipped_kernel_gradient_is_caught_by_jax_and_the_closed_form():
     assert not result.ok
     assert [row.name for row in result.rows if not row.ok] == ["W3"]
     assert {"JAX", "closed form"} <= result.disagreeing("W3")
+    found = {m.route: m for m in result.mismatches}
+    assert found["closed form"].param == "W3" and found["closed form"].size == 3 * 3 * 4 * 6
+    assert "W3: closed form disagrees at" in result.report()
 
 
 def test_a_transposed_kernel_gradient_is_caught_by_jax_and_the_closed_form():

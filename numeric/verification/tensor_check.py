@@ -26,6 +26,8 @@ import numpy as np
 
 from derive.errors import BackpropInputError
 
+from .results import Mismatch
+
 ROUTES = ("JAX", "FD", "closed form")
 # the kernel against a float64 reference, relative to the parameter's largest entry
 RTOL = {"float64": 1e-8, "float32": 2e-4}
@@ -54,7 +56,8 @@ class TensorRow:
 @dataclass(frozen=True)
 class TensorCheck:
     """A tensor network's check: one :class:`TensorRow` per parameter, the cost by every
-    route (``costs``: the kernel's and each reference's), ``ok`` when every route agrees."""
+    route (``costs``: the kernel's and each reference's), each disagreement (``mismatches``:
+    how many entries, the worst), ``ok`` when every route agrees."""
 
     spec: str
     dtype: str
@@ -63,6 +66,8 @@ class TensorCheck:
     costs: dict
     rows: tuple
     cost_failed: tuple = ()
+    mismatches: tuple = ()  # a numeric.verification.Mismatch per route and parameter
+    notes: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -104,6 +109,8 @@ class TensorCheck:
         for row in table:
             lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
         lines.append("")
+        lines += [str(mismatch) for mismatch in self.mismatches]
+        lines += [f"note: {note}" for note in self.notes]
         if self.ok:
             lines.append("OK: the kernel agrees with JAX, finite differences and the closed form")
         else:
@@ -146,28 +153,65 @@ def check_tensor_network(
     }
     rtol = RTOL[dtype]
     rng = np.random.default_rng(seed)
-    rows = []
+    rows, mismatches = [], []
     for name, shape in model.param_shapes().items():
-        want = references["JAX"][1][name]
-        got = np.asarray(grads[name], dtype=np.float64)
-        scale = max(float(np.abs(want).max()), 1e-300)
-        errors, failed = {}, []
-        for route in ("JAX", "closed form"):
-            error = float(np.abs(got - references[route][1][name]).max())
-            errors[route] = (error, error / scale)
-            if not error <= rtol * scale + 1e-12:
-                failed.append(route)
         entries = [tuple(int(rng.integers(0, s)) for s in shape) for _ in range(fd_entries)]
         fd = _central(kernel, params, X, Y, extra, name, entries)
-        error = max(abs(got[e] - f) for e, f in zip(entries, fd))
-        errors["FD"] = (error, error / scale)
-        if not error <= 1e-5 * scale + 1e-7:
-            failed.append("FD")
-        rows.append(TensorRow(name, shape, errors, tuple(r for r in ROUTES if r in failed)))
+        wanted = {route: ref[1][name] for route, ref in references.items()}
+        got = np.asarray(grads[name], dtype=np.float64)
+        row, found = _compare(name, got, wanted, (entries, fd), rtol, len(X))
+        rows.append(row)
+        mismatches += found
     costs = {"kernel": float(value)} | {route: ref[0] for route, ref in references.items()}
     cost_failed = tuple(route for route, ref in references.items()
                         if not abs(value - ref[0]) <= rtol * max(1.0, abs(ref[0])))  # fmt: skip
-    return TensorCheck(model.source, dtype, len(X), seed, costs, tuple(rows), cost_failed)
+    notes = []
+    if masks is not None:
+        notes.append(f"dropout: every route takes the same seeded keep masks ({', '.join(masks)})")
+    if dtype != "float64":
+        notes.append(f"the {dtype} kernel is judged against float64 references")
+    return TensorCheck(model.source, dtype, len(X), seed, costs, tuple(rows), cost_failed,
+                       tuple(mismatches), tuple(notes))  # fmt: skip
+
+
+def _compare(name, got, wanted: dict, sampled, rtol, batch):
+    """The kernel's gradient ``got`` against each reference over every entry (``wanted``:
+    route -> array) and against the finite differences at the ``sampled`` entries (``(entries,
+    values)``): the parameter's row, and a Mismatch for each route that disagrees (count,
+    worst entry, and the pattern when a route covers every entry: x2, sign, transpose, ...)."""
+    entries, fd = sampled
+    scale = max(float(np.abs(wanted["JAX"]).max()), 1e-300)
+    every = np.arange(got.size)
+    sampled = np.array([np.ravel_multi_index(entry, got.shape) for entry in entries])
+    columns = {
+        "JAX": (every, wanted["JAX"].ravel(), rtol * scale + 1e-12),
+        "FD": (sampled, np.asarray(fd, dtype=np.float64), 1e-5 * scale + 1e-7),
+        "closed form": (every, wanted["closed form"].ravel(), rtol * scale + 1e-12),
+    }
+    errors, found = {}, []
+    for route, (where, want, bound) in columns.items():
+        have = got.ravel()[where]
+        diff = np.abs(have - want)
+        errors[route] = (float(diff.max()), float(diff.max()) / scale)
+        bad = ~(diff <= bound)  # a NaN is a disagreement
+        if bad.any():
+            worst = int(np.argmax(np.where(bad, np.nan_to_num(diff, nan=np.inf), -1.0)))
+            index = tuple(int(i) for i in np.unravel_index(where[worst], got.shape))
+            hint = _hint(got, want, bad, bound, batch, route) if len(where) == got.size else ""
+            found.append(Mismatch(name, route, int(bad.sum()), len(where), index,
+                                  float(have[worst]), float(want[worst]), hint))  # fmt: skip
+    return TensorRow(name, got.shape, errors, tuple(m.route for m in found)), found
+
+
+def _hint(got, want, bad, bound, batch, route) -> str:
+    """gradcheck's name for the pattern of the wrong entries, in the words of this check."""
+    from numeric.gradcheck.hints import diagnose
+
+    if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):
+        return ""
+    hint = diagnose(got, want.reshape(got.shape), bad.reshape(got.shape),
+                    np.full(got.shape, bound), batch)  # fmt: skip
+    return "" if hint is None else str(hint).replace("analytic", "kernel").replace("numeric", route)
 
 
 def _scale(shape) -> float:
