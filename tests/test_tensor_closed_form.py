@@ -169,6 +169,19 @@ def test_closed_form_covers_every_layer_and_average_pooling():
             np.testing.assert_allclose(grads[name], want[name], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "hidden, output, loss",
+    [("elu", "sigmoid", "bce"), ("leaky_relu", "linear", "huber"), ("softplus", "linear", "mae"),
+     ("relu", "linear", "half_sse"), ("relu", "linear", "bce_logits")],
+)  # fmt: skip
+def test_every_route_takes_the_registrys_other_activations_and_losses(hidden, output, loss):
+    """JAX has no elu or huber of its own: its route prints the registry's definitions."""
+    units = 1 if loss.startswith("bce") else 3
+    layers = [Conv2D(2, 3, hidden), MaxPool2D(2), Flatten(), Dense(units, output)]
+    result = numeric.verify(tensor_network((6, 6, 1), layers, loss), batch=3)
+    assert result.ok, result.report()
+
+
 def test_max_pool_ties_go_to_the_first_arg_max_on_every_route():
     """Integer pixels on a blank background and a positive bias: whole windows of equal relu
     outputs, whose gradient goes to one entry (JAX's and the kernel's choice), not shared."""

@@ -1,11 +1,17 @@
 """The JAX route for a tensor network: the same layers written with JAX's own primitives
 (``lax.conv_general_dilated``, ``lax.reduce_window``, ``jax.nn.softmax``) and differentiated
-by ``jax.value_and_grad``. It shares nothing with the generated kernel but the Model."""
+by ``jax.value_and_grad``. It shares nothing with the generated kernel but the Model: an
+activation or loss JAX has no function for (elu, huber, a registered one) is the registry's
+SymPy definition printed to ``jax.numpy``, as the dense models' JAX route prints their graph."""
 
 from __future__ import annotations
 
-import numpy as np
+from functools import cache
 
+import numpy as np
+import sympy as sp
+
+from derive import registry
 from derive.layers import Dense, Dropout
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
 
@@ -16,6 +22,35 @@ _ACTIVATIONS = {
     "sigmoid": lambda z: __import__("jax").nn.sigmoid(z),
     "softmax": lambda z: __import__("jax").nn.softmax(z, axis=-1),
 }
+
+
+_row_sum = sp.Function("row_sum")  # a Sum over the row index: the last axis, kept
+
+
+@cache
+def _activation(name: str):
+    """JAX's own function for ``name`` where it has one, else the registry's definition."""
+    if name in _ACTIVATIONS:
+        return _ACTIVATIONS[name]
+    return sp.lambdify(registry.x, registry.activation(name).scalar, modules="jax")
+
+
+@cache
+def _loss(name: str, width: int):
+    """``losses(A, Y)`` per example: the registry's row definition, each ``Sum`` over the
+    row's entries a sum over the last axis (kept, so an inner sum broadcasts)."""
+    import jax.numpy as jnp
+
+    A, Y = sp.symbols("A Y", real=True)
+    expr = registry.loss(name).definition
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: _row_sum(e.function))
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Indexed), lambda e: {"a": A, "y": Y}[e.base.label.name]
+    )
+    expr = expr.xreplace({registry.n: width})
+    row_sum = {"row_sum": lambda v: jnp.sum(v, axis=-1, keepdims=True)}
+    function = sp.lambdify((A, Y), expr, modules=[row_sum, "jax"])
+    return lambda a, y: function(a, y)[..., 0]
 
 
 def jax_cost(model):
@@ -32,7 +67,7 @@ def jax_cost(model):
                 A, params[f"W{k}"], (layer.stride, layer.stride), pads,
                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
             ) + params[f"b{k}"]  # fmt: skip
-            return _ACTIVATIONS[layer.activation](Z)
+            return _activation(layer.activation)(Z)
         if isinstance(layer, AvgPool2D):
             s = layer.size
             total = lax.reduce_window(A, 0.0, lax.add, (1, s, s, 1), (1, s, s, 1), "VALID")
@@ -49,7 +84,7 @@ def jax_cost(model):
             S = jnp.einsum("ntk,nuk->ntu", Q, K) / jnp.sqrt(layer.d_k)
             return jax.nn.softmax(S, axis=-1) @ V
         if isinstance(layer, Dense):
-            return _ACTIVATIONS[layer.activation](A @ params[f"W{k}"] + params[f"b{k}"])
+            return _activation(layer.activation)(A @ params[f"W{k}"] + params[f"b{k}"])
         if isinstance(layer, Dropout):
             mask = masks[f"M{k}"] if masks is not None else 1 - layer.rate
             return A * mask / (1 - layer.rate)
@@ -66,7 +101,7 @@ def jax_cost(model):
         elif model.loss == "sse":
             losses = jnp.sum((A - Y) ** 2, axis=-1)
         else:
-            raise NotImplementedError(f"no JAX route for loss {model.loss!r}")
+            losses = _loss(model.loss, model.n_outputs)(A, Y)
         return jnp.mean(losses)
 
     return cost
