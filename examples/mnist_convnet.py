@@ -6,7 +6,8 @@
 The second pool sees an 11×11 map and gives 5×5, dropping the last row and column, as
 Keras's pooling does. No training data is needed to derive, generate or check it:
 
-    backprop check examples/mnist_convnet.py      # the kernel against JAX and FD
+    backprop derive examples/mnist_convnet.py     # each layer's backward rule, as SymPy derives it
+    backprop check examples/mnist_convnet.py      # the kernel against JAX, the closed form and FD
     backprop report examples/mnist_convnet.py     # the derivation, in report/report.pdf
     backprop codegen examples/mnist_convnet.py    # the kernel (--target jax too)
 """
