@@ -182,6 +182,16 @@ def test_every_route_takes_the_registrys_other_activations_and_losses(hidden, ou
     assert result.ok, result.report()
 
 
+def test_every_route_takes_a_registered_activation():
+    import derive
+
+    with derive.scoped_registry():
+        derive.register_activation("swish", "x * sigmoid(x)")
+        layers = [Conv2D(2, 3, "swish"), Flatten(), Dense(2, "softmax")]
+        result = numeric.verify(tensor_network((5, 5, 1), layers, "cce"), batch=2)
+    assert result.ok, result.report()
+
+
 def test_max_pool_ties_go_to_the_first_arg_max_on_every_route():
     """Integer pixels on a blank background and a positive bias: whole windows of equal relu
     outputs, whose gradient goes to one entry (JAX's and the kernel's choice), not shared."""

@@ -27,30 +27,34 @@ _ACTIVATIONS = {
 _row_sum = sp.Function("row_sum")  # a Sum over the row index: the last axis, kept
 
 
-@cache
 def _activation(name: str):
     """JAX's own function for ``name`` where it has one, else the registry's definition."""
     if name in _ACTIVATIONS:
         return _ACTIVATIONS[name]
-    return sp.lambdify(registry.x, registry.activation(name).scalar, modules="jax")
+    return _printed((registry.x,), registry.activation(name).scalar)
 
 
-@cache
 def _loss(name: str, width: int):
     """``losses(A, Y)`` per example: the registry's row definition, each ``Sum`` over the
     row's entries a sum over the last axis (kept, so an inner sum broadcasts)."""
-    import jax.numpy as jnp
-
     A, Y = sp.symbols("A Y", real=True)
     expr = registry.loss(name).definition
     expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: _row_sum(e.function))
     expr = expr.replace(
         lambda e: isinstance(e, sp.Indexed), lambda e: {"a": A, "y": Y}[e.base.label.name]
     )
-    expr = expr.xreplace({registry.n: width})
-    row_sum = {"row_sum": lambda v: jnp.sum(v, axis=-1, keepdims=True)}
-    function = sp.lambdify((A, Y), expr, modules=[row_sum, "jax"])
+    function = _printed((A, Y), expr.xreplace({registry.n: width}))
     return lambda a, y: function(a, y)[..., 0]
+
+
+@cache
+def _printed(args: tuple, expr: sp.Expr):
+    """``expr`` as a jax.numpy function (cached by the expression: a name registered again
+    with another definition is printed again)."""
+    import jax.numpy as jnp
+
+    row_sum = {"row_sum": lambda v: jnp.sum(v, axis=-1, keepdims=True)}
+    return sp.lambdify(args, expr, modules=[row_sum, "jax"])
 
 
 def jax_cost(model):
