@@ -190,3 +190,43 @@ def test_the_jax_target_matches_the_jax_route(data):
         value, grads = kernel.loss_and_grads(params, X, Y, *([masks] if masks else []))
         got = (value, {k: np.asarray(v) for k, v in grads.items()})
     _agree(got, want, 1e-9, 1e-12)
+
+
+def test_each_function_keeps_only_the_work_it_returns():
+    """loss and forward print no max-pool routing mask and no output activation beside its
+    stable log: those are for the backward pass, which only loss_and_grads runs. Read with
+    ast: no assignment in any function is left unread."""
+    import ast
+
+    from derive import network
+    from derive.layers import Conv2D, Dense, Flatten, MaxPool2D
+    from numeric.generator.tensor_kernel import tensor_codegen
+
+    net = network((6, 6, 1), [Conv2D(2, 3, "relu"), MaxPool2D(2), Flatten(),
+                              Dense(3, "softmax")], "cce")  # fmt: skip
+    for target in ("numpy", "jax"):
+        tree = ast.parse(tensor_codegen(net, target))
+        prefix = "_" if target == "jax" else ""  # JAX's jitted bodies are _forward, ...
+        functions = {
+            f.name.removeprefix(prefix): f
+            for f in tree.body
+            if isinstance(f, ast.FunctionDef) and f.name.startswith(prefix)
+            and f.name.removeprefix(prefix) in ("forward", "loss", "loss_and_grads")
+        }  # fmt: skip
+        assert len(functions) == 3
+        stored = {name: _stored_names(f) for name, f in functions.items()}
+        assert "R2" not in stored["loss"] and "R2" not in stored["forward"]
+        assert "R2" in stored["loss_and_grads"]
+        assert "A4" not in stored["loss"] and "log_A4" in stored["loss"]
+        for name, function in functions.items():
+            loaded = {n.id for n in ast.walk(function) if isinstance(n, ast.Name)
+                      and isinstance(n.ctx, ast.Load)}  # fmt: skip
+            assert stored[name] <= loaded, f"{target} {name} assigns {stored[name] - loaded}"
+
+
+def _stored_names(function) -> set[str]:
+    import ast
+
+    return {
+        n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }

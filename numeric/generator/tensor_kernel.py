@@ -23,6 +23,7 @@ from derive.registry import a, activation, x
 from derive.registry import loss as registry_loss
 from derive.rules import head_vjp
 
+from .live_lines import live_lines
 from .stable import rowmax, stabilize
 from .tensor_layer_code import EMITTERS, Emitter, LayerCode, emitter
 from .tensor_printer import ContractionPrinter, RowPrinter, row_rule, row_total, var
@@ -111,7 +112,8 @@ class TensorKernelWriter(LayerCode):
                 f'    {mask} = {xp}.asarray(masks["{mask}"], dtype=X.dtype) if masks is not None '
                 f"else {float(keep)!r}  # keep mask; without masks, the identity"
             )
-        return head + body
+        # the three functions share one forward pass; each keeps only what it reads
+        return head[:2] + live_lines(head[2:] + body)
 
     def fwd_body(self) -> list[str]:
         return ["    " + line for line in self.fwd]
