@@ -21,7 +21,7 @@ import ast
 from dataclasses import dataclass
 
 import sympy as sp
-from sympy import OneMatrix
+from sympy import HadamardProduct, OneMatrix
 
 from . import registry
 from .errors import BackpropInputError
@@ -91,7 +91,7 @@ class ElementwiseOp:
     def _shape_of(self, expr) -> tuple:
         """The shape of an elementwise expression: a row sum is a column, a total a number."""
         shapes = [(self._shape_of(r.args[0])[0], 1) for r in expr.atoms(rowsum)]
-        unreduced = expr.replace(lambda e: isinstance(e, rowsum | total), lambda e: sp.Integer(1))
+        unreduced = _unreduced(expr)
         shapes += [self.shapes[s] for s in unreduced.free_symbols if s in self.shapes]
         return max(shapes, key=lambda s: (len(s), s[1] != 1), default=())
 
@@ -109,7 +109,7 @@ class ElementwiseOp:
     def _full(self, term, parent):
         """A term as large as the parent: ``dS`` of ``S = sum(E)`` spreads over ``E``."""
         shape = self.shapes[parent.symbol]
-        unreduced = term.replace(lambda e: isinstance(e, rowsum | total), lambda e: sp.Integer(1))
+        unreduced = _unreduced(term)
         if (
             not shape
             or term == 0
@@ -117,6 +117,14 @@ class ElementwiseOp:
         ):
             return term
         return term + zeros_like(parent.symbol)
+
+
+def _unreduced(expr):
+    """``expr`` with each outermost row sum and total read as 1: the symbols left are the
+    arrays it reads at full size. (``replace`` would rebuild an outer sum from its replaced
+    inner ones and then not match it: ``rowsum(Z2*rowsum(Z1))`` kept ``Z2``.)"""
+    sums = [e for e in sp.preorder_traversal(expr) if isinstance(e, rowsum | total)]
+    return expr.xreplace(dict.fromkeys(sums, sp.Integer(1)))
 
 
 # ---------------------------------------------------------------------------- values
@@ -167,7 +175,9 @@ class _Builder:
         name = name or (f"Z{self.counter}" if value.kind == "linear" else f"E{self.counter}")
         shape = value.shape if value.shape else ()
         op = DenseOp() if value.kind == "linear" else ElementwiseOp(self.symbol_shapes)
-        node = Node(name, role, op=op, parents=value.parents, expr=value.expr, shape=shape)
+        read = value.expr.atoms(sp.MatrixSymbol) | value.expr.free_symbols
+        parents = tuple(p for p in value.parents if {p.matrix, p.symbol} & read)  # b - b: no b
+        node = Node(name, role, op=op, parents=parents, expr=value.expr, shape=shape)
         self.nodes.append(node)
         self.symbol_shapes[node.symbol] = shape
         return node
@@ -229,6 +239,23 @@ def _in_product(row, expr) -> bool:
             if row in factors and not (broadcast and factors[1] == row):
                 return True
     return False
+
+
+def _entrywise(expr, shape, parents, node) -> _Value:
+    """An entrywise result; one SymPy reduced to a number (``(X @ W)**0`` is 1) has lost the
+    shape it stands for, so it is refused rather than read as a single number."""
+    if shape and not expr.free_symbols - {m}:
+        raise MatrixExpressionError(
+            f"{_text(node)!r} is the same number ({expr}) in every entry; write the number"
+        )
+    return _Value("elementwise", expr, shape, parents)
+
+
+def _row_beside(value: _Value, other: _Value) -> bool:
+    """``value`` is a ``(1, n)`` row and ``other`` an ``(r, n)`` matrix of more rows."""
+    if not value.shape or not other.shape or value.shape[0] != 1 or other.shape[0] == 1:
+        return False
+    return value.shape[1] == other.shape[1]
 
 
 def _leaf(node: Node) -> _Value:
@@ -343,7 +370,9 @@ class _Reader:
         raise _mismatch(node, a.shape, b.shape)
 
     def elementwise(self, op, left: _Value, right: _Value, node) -> _Value:
-        left, right = self._row_to_matrix(left, right), self._row_to_matrix(right, left)
+        with_row = self._with_row(op, left, right, node)
+        if with_row is not None:
+            return with_row
         shape = _broadcast(left.shape, right.shape)
         if shape is None:
             raise _mismatch(node, left.shape, right.shape)
@@ -351,16 +380,29 @@ class _Reader:
             raise MatrixExpressionError(f"the power in {_text(node)!r} must be a number")
         a, pa = self.b.as_elementwise(left)
         b, pb = self.b.as_elementwise(right)
-        return _Value("elementwise", _ARITHMETIC[op](a, b), shape, _union(pa, pb))
+        return _entrywise(_ARITHMETIC[op](a, b), shape, _union(pa, pb), node)
 
-    def _row_to_matrix(self, value: _Value, other: _Value) -> _Value:
-        """A ``(1, n)`` row beside an ``(r, n)`` matrix is broadcast over the rows first."""
-        if value.shape and other.shape and value.shape[0] == 1 != other.shape[0]:
-            if value.shape[1] == other.shape[1]:
-                matrix, parents = self.b.as_matrix(value)
-                spread = OneMatrix(other.shape[0], 1) * matrix
-                return _Value("linear", spread, spread.shape, parents)
-        return value
+    def _with_row(self, op, left: _Value, right: _Value, node) -> _Value | None:
+        """``Z + b``, ``Z * b``, ``Z / b`` for a ``(1, n)`` row ``b`` beside an ``(r, n)``
+        matrix: a matrix node that spreads the row over the rows (``Z + 1 b``, ``Z ⊙ 1 b``),
+        whose backward step sums the row's gradient over them (``db = 1ᵀ (dZ ⊙ Z)``). A node
+        holding ``1 b`` alone would be the row itself in NumPy, not an ``(r, n)`` array."""
+        if op is ast.Pow or not (_row_beside(left, right) or _row_beside(right, left)):
+            return None
+        if op is ast.Div:  # a / b is a times 1/b, the reciprocal taken entry by entry
+            inner, parents = self.b.as_elementwise(right)
+            right, op = _Value("elementwise", 1 / inner, right.shape, parents), ast.Mult
+        if op is ast.Mult:  # of two nodes, a node itself: SymPy's matrix calculus takes
+            # the product of matrix symbols only, and fails on Z ⊙ 1b - 1b
+            pa, pb = (self.b.node(value) for value in (left, right))
+            a, b = self._rows_broadcast(pa.matrix, pb.matrix, node)
+            product = _Value("linear", HadamardProduct(a, b), a.shape, _union((pa,), (pb,)))
+            return _leaf(self.b.node(product))
+        a, pa = self.b.as_matrix(left)
+        b, pb = self.b.as_matrix(right)
+        a, b = self._rows_broadcast(a, b, node)
+        expr = a + b if op is ast.Add else a - b
+        return _Value("linear", expr, expr.shape, _union(pa, pb))
 
     def call(self, name: str, args) -> _Value:
         if name not in _known_functions():
@@ -383,7 +425,7 @@ class _Reader:
             result = SCALAR_FUNCTIONS[name](inner)
         else:
             result = registry.activation(name).scalar.xreplace({registry.x: inner})
-        return _Value("elementwise", result, value.shape, parents)
+        return _entrywise(result, value.shape, parents, args[0])
 
 
 #: the scalar parser's operators; ``^`` (a power there) stays refused among matrices

@@ -1,11 +1,13 @@
 """derive.from_matrix_expr: a scalar cost over matrices, derived in matrix form; gradients
 against JAX autodiff of the same cost written here in jax.numpy, and finite differences."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import derive
@@ -55,6 +57,33 @@ CASES = [
         lambda p, X, Y: (
             jnp.mean(jnp.tan(X @ p["W"] / 4) * Y)
             + jnp.sum(jnp.sin(X @ p["W"]) * jnp.cos(X @ p["W"])) / len(X)
+        ),
+    ),
+    (  # a row b times and minus a matrix: one (m, 2) node Z ⊙ 1b, not 1b alone (that is b)
+        "sum((X @ W) * b - b / 2)/m + sum((X @ W) / (2 + b**2))/m",
+        LINEAR,
+        lambda p, X, Y: (
+            jnp.sum((X @ p["W"]) * p["b"] - p["b"] / 2) / len(X)
+            + jnp.sum((X @ p["W"]) / (2 + p["b"] ** 2)) / len(X)
+        ),
+    ),
+    (  # + b and - b cancel: b is then no parent of the sum
+        "mean((X @ W + b) + (Y * b - b))",
+        LINEAR,
+        lambda p, X, Y: jnp.mean((X @ p["W"] + p["b"]) + (Y * p["b"] - p["b"])),
+    ),
+    (  # a row sum inside a row sum; and a cost longer than a line, broken inside .sum()
+        "mean(rowsum(abs(X @ W + rowsum(X @ W + b) * (X @ W))) * rowsum(exp(X @ W + b)"
+        " * (Y + X @ W + b)) * cos(X @ W))",
+        LINEAR,
+        lambda p, X, Y: jnp.mean(
+            jnp.sum(
+                jnp.abs(X @ p["W"] + jnp.sum(X @ p["W"] + p["b"], 1, keepdims=True) * (X @ p["W"])),
+                1,
+                keepdims=True,
+            )
+            * jnp.sum(jnp.exp(X @ p["W"] + p["b"]) * (Y + X @ p["W"] + p["b"]), 1, keepdims=True)
+            * jnp.cos(X @ p["W"])
         ),
     ),
     (  # a (1, 3) weight is a factor of a product, not a bias: it stays (1, 3)
@@ -199,6 +228,7 @@ def test_the_model_reaches_the_cli_through_a_model_file(tmp_path, capsys):
         ("sum(X.real)", {"X": ("m", 3), "W": (3, 2)}, r"unsupported syntax 'X.real'"),
         ("sum(W**2)", {"X": ("m", 3), "W": (3, 2)}, r"does not use the data X"),
         ("sum(X @ W**W)", {"X": ("m", 3), "W": (3, 2)}, r"power .* must be a number"),
+        ("sum(X @ W * 2) + sum(b * (X @ W)**0)", LINEAR, r"'\(X @ W\) \*\* 0' is the same number"),
         ("sum(X @ W) * 1e999", {"X": ("m", 3), "W": (3, 2)}, r"number '1e999' is too large"),
         ("sum(X @ W) * 10**400", {"X": ("m", 3), "W": (3, 2)}, r"'10 \*\* 400' is too large a"),
         ("sum((X @ W)**5000)", {"X": ("m", 3), "W": (3, 2)}, r"exponent in .* \(limit 1000\)"),
@@ -347,3 +377,101 @@ def test_erf_in_a_matrix_expression_and_through_the_cli(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and "erf" in err and "--target jax" in err
         assert main(["codegen", str(path), "--target", "jax"]) == 0
         assert "jax.scipy.special.erf(" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- drawn costs
+# Random costs over X (m, 3), W (3, 2), b (1, 2), V (2, 2), Y (m, 2), each drawn as its text
+# and the same cost in jax.numpy: entrywise functions, sums and products, a row sum times a
+# matrix, a row b broadcast over the rows, quotients, products with V, a weight penalty.
+
+_JNP = {"tanh": jnp.tanh, "sin": jnp.sin, "sigmoid": jax.nn.sigmoid, "abs": jnp.abs}
+_LEAVES = [
+    ("(X @ W)", lambda p, X, Y: X @ p["W"]),
+    ("(X @ W + b)", lambda p, X, Y: X @ p["W"] + p["b"]),
+    ("Y", lambda p, X, Y: Y),
+]
+
+
+def _call(name, a):
+    return f"{name}({a[0]})", lambda p, X, Y: _JNP[name](a[1](p, X, Y))
+
+
+def _binary(op, a, b):
+    jax_op = {"+": jnp.add, "*": jnp.multiply}[op]
+    return f"({a[0]} {op} {b[0]})", lambda p, X, Y: jax_op(a[1](p, X, Y), b[1](p, X, Y))
+
+
+def _column_times(a, b):
+    def value(p, X, Y):
+        return jnp.sum(a[1](p, X, Y), axis=1, keepdims=True) * b[1](p, X, Y)
+
+    return f"(rowsum({a[0]}) * {b[0]})", value
+
+
+def _with_row(a):
+    return f"({a[0]} * b - b / 2)", lambda p, X, Y: a[1](p, X, Y) * p["b"] - p["b"] / 2
+
+
+def _ratio(a):
+    return (
+        f"({a[0]} / (1 + exp({a[0]})))",
+        lambda p, X, Y: a[1](p, X, Y) / (1 + jnp.exp(a[1](p, X, Y))),
+    )
+
+
+def _times_v(a):
+    return f"(tanh({a[0]}) @ V.T)", lambda p, X, Y: jnp.tanh(a[1](p, X, Y)) @ p["V"].T
+
+
+_MATRICES = st.recursive(
+    st.sampled_from(_LEAVES),
+    lambda inner: st.one_of(
+        st.builds(_call, st.sampled_from(sorted(_JNP)), inner),
+        st.builds(_binary, st.sampled_from("+*"), inner, inner),
+        st.builds(_column_times, inner, inner),
+        st.builds(_with_row, inner),
+        st.builds(_ratio, inner),
+        st.builds(_times_v, inner),
+    ),
+    max_leaves=5,
+)
+
+
+def _cost(a, how):
+    if how == "mean":
+        return f"mean({a[0]})", lambda p, X, Y: jnp.mean(a[1](p, X, Y))
+    if how == "penalty":
+        return (
+            f"sum({a[0]})/m + 0.1*sum(W**2)",
+            lambda p, X, Y: jnp.sum(a[1](p, X, Y)) / len(X) + 0.1 * jnp.sum(p["W"] ** 2),
+        )
+    return f"sum({a[0]})/m", lambda p, X, Y: jnp.sum(a[1](p, X, Y)) / len(X)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cost=st.builds(_cost, _MATRICES, st.sampled_from(["sum", "mean", "penalty"])))
+def test_drawn_costs_match_jax_autodiff(cost):
+    text, oracle = cost
+    everything = {"X": ("m", 3), "W": (3, 2), "b": (1, 2), "V": (2, 2), "Y": ("m", 2)}
+    shapes = {k: v for k, v in everything.items() if re.search(rf"\b{k}\b", text)}
+    assume("X" in shapes)
+    model = from_matrix_expr(text, shapes)
+    X, Y = _data(model, rows=4, seed=len(text))
+    for target in ("numpy", "jax"):
+        kernel = codegen(model.derive(), target)
+        params = kernel.random_params(seed=7)
+        with jax.enable_x64(True):
+            J, grads = kernel.loss_and_grads(params, X, Y)
+        as_matrices = {
+            k: v.reshape(shapes[k]) if shapes[k][0] == 1 else v for k, v in params.items()
+        }
+        truth = jax.grad(lambda p: oracle(p, X, Y))(as_matrices)
+        assert J == pytest.approx(float(oracle(as_matrices, X, Y)), rel=1e-9, abs=1e-12), text
+        for name in params:
+            np.testing.assert_allclose(
+                np.asarray(grads[name]).reshape(-1),
+                np.asarray(truth[name]).reshape(-1),
+                rtol=1e-8,
+                atol=1e-10,
+                err_msg=f"{text}: d{name} ({target})",
+            )

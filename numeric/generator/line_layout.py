@@ -90,6 +90,11 @@ def split_line(head: str, code: str, tail: str, pad: str) -> list[str]:
             out += split_line("", text, "", inner)
         return out + [f"{pad}){tail}"]
     opener = _outer_bracket(code)
+    if opener is not None and not code[opener + 1 : -1].strip():  # (A * B).sum(): no arguments
+        receiver, _, method = code[:opener].rpartition(".")  # to break: break the receiver
+        if receiver and _outer_bracket(receiver) is not None:
+            return split_line(head, receiver, f".{method}(){tail}", pad)
+        return [f"{pad}{head}{code}{tail}"]
     if opener is not None:
         content = code[opener + 1 : -1]
         commas = _top_level(content, (", ",))
