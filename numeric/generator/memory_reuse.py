@@ -9,12 +9,9 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from derive.ops import m as BATCH
-from derive.ops import rowsum, total
 
-from .kernel_forms import plain_product
-from .printers import batch_mean
-from .stable import rowmax
-from .statements import Names, identifiers, is_matrix
+from .kernel_forms import plain_product, shape_of
+from .statements import identifiers, is_matrix
 
 
 def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
@@ -40,6 +37,9 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
     shapes = dict(shapes)
     plan: dict = {}
 
+    def shape_of_symbol(symbol) -> tuple:
+        return shapes.get(names.of(symbol), ())
+
     def free(home: str, i: int, here: bool) -> bool:
         """Nothing reads the array after statement i (or after i - 1)."""
         limit = i if here else i - 1
@@ -61,7 +61,7 @@ def reuse_plan(statements, returns, shapes, names, prefer=frozenset()) -> dict:
                 members[home_of[source]].append(target)
             continue
         matrix = is_matrix(s.expr)
-        shape = shapes.get(target) if matrix else _shape_of(s.expr, shapes, names)
+        shape = shapes.get(target) if matrix else shape_of(s.expr, shape_of_symbol)
         if not shape or isinstance(s.expr, (Relational, sp.logic.boolalg.Boolean)):
             continue
         choice = None
@@ -101,42 +101,6 @@ def _product_into(expr) -> bool:
     if isinstance(expr, sp.MatAdd):
         return len(expr.args) == 2 and any(plain_product(a) for a in expr.args)
     return plain_product(expr)
-
-
-def _shape_of(expr, shapes: dict[str, tuple], names: Names) -> tuple | None:
-    """The NumPy shape of an elementwise expression (broadcasting), None if unknown."""
-    if isinstance(expr, (sp.Symbol, sp.MatrixSymbol)):
-        return () if expr == BATCH else shapes.get(names.of(expr), ())
-    if expr.is_Atom or isinstance(expr, (total, batch_mean)):
-        return ()
-    if isinstance(expr, (rowsum, rowmax)):
-        inner = _shape_of(expr.args[0], shapes, names)
-        return None if inner is None else (inner[:1] + (1,) if len(inner) == 2 else inner)
-    if isinstance(expr, sp.MatrixExpr) or not expr.args:
-        return None
-    out: tuple = ()
-    for arg in expr.args:
-        shape = _shape_of(arg, shapes, names) if isinstance(arg, sp.Basic) else ()
-        if shape is None:
-            return None
-        out = _broadcast(out, shape)
-        if out is None:
-            return None
-    return out
-
-
-def _broadcast(a: tuple, b: tuple) -> tuple | None:
-    n = max(len(a), len(b))
-    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
-    out = []
-    for x, y in zip(a, b):
-        if x == y or y == 1:
-            out.append(x)
-        elif x == 1:
-            out.append(y)
-        else:
-            return None
-    return tuple(out)
 
 
 def _direct_operands(expr) -> list[sp.Symbol]:
