@@ -69,10 +69,16 @@ def test_codegen_takes_a_tensor_network_for_both_targets_and_dtypes():
 def test_verify_checks_a_given_kernel_params_and_data():
     net = small_convnet()
     params, X, Y, _ = sample_batch(net, 2, seed=5, scale=0.2)
-    jax_kernel = numeric.codegen(net, target="jax")
-    result = numeric.verify(net, kernel=jax_kernel, params=params, data=(X, Y))
+    result = numeric.verify(net, kernel=numeric.codegen(net), params=params, data=(X, Y))
     assert result.ok, result.report()
     assert result.batch == 2
+
+
+def test_the_jax_target_kernel_of_the_convnet_passes_every_route():
+    """Max pools included: the routing mask R must reach the JAX kernel's backward pass."""
+    net = small_convnet()
+    result = numeric.verify(net, batch=2, seed=5, kernel=numeric.codegen(net, target="jax"))
+    assert result.ok, result.report()
 
 
 def test_verify_and_codegen_refuse_bad_options_for_a_tensor_network():
