@@ -45,11 +45,18 @@ def _statement_starts(statements, body) -> list[tuple[int, int]]:
 
 
 def _loop_locals(statement) -> set[str]:
-    """A loop's counters and the names its body assigns whole: they live inside the loop."""
+    """A loop's counters and the names its body assigns before reading them: they live
+    inside the loop (``R = R.at[...].set(first)`` carries ``R`` from outside; ``first``
+    is local)."""
     if not isinstance(statement, ast.For):
         return set()
-    body = [s for s in statement.body if isinstance(s, ast.Assign)]
-    return _names_stored(statement.target) | {n for s in body for n in _assigned(s)}
+    local: set[str] = _names_stored(statement.target)
+    carried: set[str] = set()
+    for inner in statement.body:
+        carried |= _reads(inner) - local
+        if isinstance(inner, ast.Assign):
+            local |= _assigned(inner) - carried
+    return local
 
 
 def _names_stored(node) -> set[str]:
