@@ -41,12 +41,7 @@ class ElementwiseOp:
 
     def _vjp(self, expr, shape, g, parent):
         """``sum over entries of g * d expr / d parent``, in the parent's shape."""
-        outer = sorted(
-            (e for e in sp.preorder_traversal(expr) if isinstance(e, rowsum | total)),
-            key=sp.count_ops,
-            reverse=True,
-        )
-        outer = [r for r in outer if not any(r != o and o.has(r) for o in outer)]
+        outer = sorted(_outermost(expr), key=sp.default_sort_key)
         stand = {r: sp.Dummy("reduced", real=True) for r in outer}
         h, back = expr.xreplace(stand), {d: r for r, d in stand.items()}
         direct = sp.diff(h, parent.symbol).xreplace(back)
@@ -90,6 +85,14 @@ class ElementwiseOp:
         ):
             return term
         return term + zeros_like(parent.symbol)
+
+
+def _outermost(expr) -> set:
+    """The row sums and totals of ``expr`` that no other one encloses where they stand: in
+    ``rowsum(Y) * rowsum(rowsum(Y) * Z)`` both (the first ``rowsum(Y)`` is read outside)."""
+    if isinstance(expr, rowsum | total):
+        return {expr}
+    return set().union(*(_outermost(a) for a in expr.args))
 
 
 def _unreduced(expr):

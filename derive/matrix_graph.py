@@ -39,6 +39,7 @@ class GraphBuilder:
         self.symbol_shapes: dict = {}
         self.counter = 0
         self.params = params
+        self.by_value: dict = {}  # (kind, expr) -> its node: X @ W read twice is one node
 
     # -- nodes
 
@@ -61,6 +62,9 @@ class GraphBuilder:
         """The node holding a value (a leaf is its node)."""
         if value.kind == "leaf":
             return value.parents[0]
+        key = (value.kind, value.expr)
+        if name is None and key in self.by_value:
+            return self.by_value[key]
         self.counter += 1
         name = name or (f"Z{self.counter}" if value.kind == "linear" else f"E{self.counter}")
         shape = value.shape if value.shape else ()
@@ -70,6 +74,7 @@ class GraphBuilder:
         node = Node(name, role, op=op, parents=parents, expr=value.expr, shape=shape)
         self.nodes.append(node)
         self.symbol_shapes[node.symbol] = shape
+        self.by_value.setdefault(key, node)
         return node
 
     def separate_uses(self) -> None:

@@ -86,6 +86,19 @@ CASES = [
             * jnp.cos(X @ p["W"])
         ),
     ),
+    (  # rowsum(Y) read alone and inside another row sum; X @ W read three times: one node
+        "sum(rowsum(Y) * rowsum(rowsum(Y) * tanh(X @ W)) * (X @ W))/m + mean(X @ W)",
+        LINEAR,
+        lambda p, X, Y: (
+            jnp.sum(
+                jnp.sum(Y, 1, keepdims=True)
+                * jnp.sum(jnp.sum(Y, 1, keepdims=True) * jnp.tanh(X @ p["W"]), 1, keepdims=True)
+                * (X @ p["W"])
+            )
+            / len(X)
+            + jnp.mean(X @ p["W"])
+        ),
+    ),
     (  # a (1, 3) weight is a factor of a product, not a bias: it stays (1, 3)
         "sum((X @ W + b - Y)**2)/m",
         {"X": ("m", 1), "W": (1, 3), "b": (1, 3), "Y": ("m", 3)},
@@ -147,6 +160,11 @@ def test_finite_differences_of_the_kernel_loss():
             down[name][index] -= h
             fd = (kernel.loss(up, X, Y) - kernel.loss(down, X, Y)) / (2 * h)
             assert grads[name][index] == pytest.approx(fd, rel=1e-5, abs=1e-8)
+
+
+def test_a_product_read_twice_is_one_node():
+    model = from_matrix_expr("sum(tanh(X @ W) * (X @ W) + rowsum(X @ W))", LINEAR)
+    assert [n.name for n in model.nodes if n.op is not None] == ["Z1", "J"]
 
 
 def test_gradients_come_out_in_matrix_form():
