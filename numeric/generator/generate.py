@@ -91,7 +91,8 @@ def _tensor_codegen(network, target: str, dtype: str) -> Kernel:
     source = tensor_codegen(network, target)
     if dtype != "float64":
         source = re.sub(r"X\.astype\((j?np)\.float64\)", rf"X.astype(\1.{dtype})", source)
-    return Kernel(source, [], network.param_shapes(), target, name="tensor_network")
+    return Kernel(source, [], network.param_shapes(), target, name="tensor_network",
+                  network=network)  # fmt: skip
 
 
 def _check_derivation(derivation) -> None:

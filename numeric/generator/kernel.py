@@ -47,6 +47,8 @@ class Kernel:
 
     The three functions are also reachable on the kernel itself (``kernel.forward``).
     ``path`` is the file a kernel was read from (:meth:`from_file`), None for a generated one.
+    ``network`` is the ``derive.tensor_network.TensorNetwork`` a tensor kernel was printed
+    from (None otherwise): its calls are checked against the network's shapes.
     """
 
     path: Path | None = None
@@ -59,6 +61,7 @@ class Kernel:
         target: str,
         derivation=None,
         name: str = "kernel",
+        network=None,
     ):
         self.source = source
         self.lines = lines
@@ -66,6 +69,7 @@ class Kernel:
         self.target = target
         self.derivation = derivation
         self.name = name
+        self.network = network
 
     @classmethod
     def from_file(cls, path) -> Kernel:
@@ -131,6 +135,8 @@ class Kernel:
         def checked(params, X, *rest, **kwargs):
             data = {"X": X} if function == "forward" else {"X": X, "Y": rest[0] if rest else None}
             _check_data(model, data)
+            if self.network is not None:
+                _check_network(self.network, params, data, kwargs.get("masks"))
             return call(params, X, *rest, **kwargs)
 
         checked.__name__ = checked.__qualname__ = function
@@ -205,6 +211,63 @@ def _check_data(model, data: dict) -> None:
             raise BackpropInputError(
                 f"{name} has shape {tuple(value.shape)}; {model.spec} takes {name} of shape "
                 f"{tuple(want[name])} for a batch of {data['X'].shape[0]}"
+            )
+
+
+def mask_shapes(network) -> dict[str, tuple[tuple[int, ...], float]]:
+    """A tensor network's dropout masks: name -> (shape of one example's mask, keep
+    probability); a mask has the shape of its layer's input."""
+    keep = network.masks
+    return {
+        f"M{st.k}": (tuple(st.inputs), keep[f"M{st.k}"])
+        for st in network.stages
+        if f"M{st.k}" in keep
+    }
+
+
+def _check_network(network, params, data: dict, masks) -> None:
+    """X, Y, the parameters and the dropout masks of a tensor kernel's call against the
+    network's shapes: a wrong one is named with the shape it should have, before NumPy
+    fails on it with a message about axes."""
+    X = data["X"]
+    if X.ndim == 0:
+        raise BackpropInputError(f"X must have a row per example, got a 0-d array {X}")
+    rows = X.shape[0]
+    want = network.data_shapes(rows)
+    for name, value in data.items():
+        if value is not None and tuple(value.shape) != tuple(want[name]):
+            raise BackpropInputError(
+                f"{name} has shape {tuple(value.shape)}; the network takes {name} of shape "
+                f"{tuple(want[name])} for a batch of {rows}"
+            )
+    _check_params(network.param_shapes(), params)
+    if masks is None:
+        return
+    if not isinstance(masks, dict):
+        raise TypeError(f"masks must be a dict of arrays by name, got {type(masks).__name__}")
+    for name, (shape, _) in mask_shapes(network).items():
+        if name not in masks:
+            raise BackpropInputError(f"masks has no {name}; this network's masks are "
+                                     f"{', '.join(network.masks)}")  # fmt: skip
+        if np.shape(masks[name]) != (rows, *shape):
+            raise BackpropInputError(
+                f"mask {name} has shape {np.shape(masks[name])}; for a batch of {rows} it must "
+                f"have shape {(rows, *shape)} (the shape of its layer's input)"
+            )
+
+
+def _check_params(shapes: dict, params) -> None:
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    missing = [name for name in shapes if name not in params]
+    if missing:
+        raise BackpropInputError(
+            f"params has no {', '.join(missing)}; the kernel takes {', '.join(shapes)}"
+        )
+    for name, shape in shapes.items():
+        if np.shape(params[name]) != tuple(shape):
+            raise BackpropInputError(
+                f"parameter {name} has shape {np.shape(params[name])}, the kernel's is {shape}"
             )
 
 

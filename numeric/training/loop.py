@@ -3,7 +3,9 @@
 Each epoch visits the examples in a fresh order, ``numpy.random.default_rng(seed)``'s
 ``permutation(m)`` (one draw per epoch, in epoch order), cut into batches of ``batch_size``
 rows; the last batch holds what is left. A model with dropout gets new keep masks for every
-batch from the same generator, drawn after the epoch's order. Batches are gathered into
+batch from the same generator, drawn after the epoch's order: for each dropout layer in
+layer order, ``rng.random((rows, *shape)) < keep`` (``shape`` one example's mask: a dense
+layer's width, or a tensor network's map or vector before the dropout). Batches are gathered into
 arrays made once, and the parameters are updated in place (:class:`Stepper`).
 
 >>> import derive
@@ -30,6 +32,7 @@ import sympy as sp
 
 from derive.errors import BackpropInputError
 from derive.optimizers import UpdateRule
+from numeric.generator.kernel import mask_shapes
 
 from .history import History, Progress, accuracy, class_kind
 from .signal_code import signal_function
@@ -87,7 +90,7 @@ def train(
         raise BackpropInputError(f"X and Y must have the same number of rows (>0), got "
                                  f"{len(X)} and {len(Y)}")  # fmt: skip
     model = getattr(getattr(kernel, "derivation", None), "model", None)
-    batch = _Batches(X, Y, batch_size, seed, model)
+    batch = _Batches(X, Y, batch_size, seed, _mask_shapes(model, getattr(kernel, "network", None)))
     signals = None if optimizer.uses_gradient else _Perceptron(kernel, params, model, batch.size)
     stepper = Stepper(optimizer, params)
     kind = class_kind(model, Y) if measure_accuracy else None
@@ -113,14 +116,14 @@ def train(
 class _Batches:
     """Shuffled batches gathered into arrays made once (a view of them for the last one)."""
 
-    def __init__(self, X, Y, batch_size, seed, model):
+    def __init__(self, X, Y, batch_size, seed, masks):
         self.X, self.Y = X, Y
         self.size = min(batch_size, len(X))
         self.per_epoch = math.ceil(len(X) / self.size)
         self.rng = np.random.default_rng(seed)
         self.xb = np.empty((self.size, *X.shape[1:]), dtype=X.dtype)
         self.yb = np.empty((self.size, *Y.shape[1:]), dtype=Y.dtype)
-        self.masks = _mask_shapes(model)
+        self.masks = masks
 
     def epoch(self):
         order = self.rng.permutation(len(self.X))
@@ -134,17 +137,20 @@ class _Batches:
 
     def _draw_masks(self, rows: int) -> dict[str, np.ndarray]:
         return {
-            name: (self.rng.random((rows, width)) < keep).astype(self.X.dtype)
-            for name, (width, keep) in self.masks.items()
+            name: (self.rng.random((rows, *shape)) < keep).astype(self.X.dtype)
+            for name, (shape, keep) in self.masks.items()
         }
 
 
-def _mask_shapes(model) -> dict[str, tuple[int, float]]:
-    """Dropout keep masks the model's kernel takes: name -> (width, keep probability)."""
+def _mask_shapes(model, network=None) -> dict[str, tuple[tuple[int, ...], float]]:
+    """Dropout keep masks the kernel takes: name -> (one example's shape, keep probability),
+    from a dense model's mask nodes or a tensor network's dropout layers."""
+    if network is not None:
+        return {name: (shape, float(keep)) for name, (shape, keep) in mask_shapes(network).items()}
     if model is None:
         return {}
     return {
-        node.name: (int(sp.sympify(node.shape[1]).xreplace(model.dims)), float(node.op.keep))
+        node.name: ((int(sp.sympify(node.shape[1]).xreplace(model.dims)),), float(node.op.keep))
         for node in model.by_role("mask")
     }
 
