@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from derive import registry
 from derive.errors import IncompatibleError
 from derive.layers import Dense, Dropout
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
@@ -70,7 +71,7 @@ def batches_for(draw, net, m: int | None = None, scale: float = 0.5):
 
 
 def sample_batch(net, m: int, seed: int, scale: float = 0.5):
-    """``(params, X, Y, masks)``: normal draws, one-hot targets for cross-entropy (reals
+    """``(params, X, Y, masks)``: normal draws, one-hot targets for a loss that takes them (reals
     otherwise), 0/1 keep masks shaped like each dropout layer's input (None without dropout)."""
     rng = np.random.default_rng(seed)
     params = {k: rng.normal(size=s) * scale for k, s in net.param_shapes().items()}
@@ -78,7 +79,7 @@ def sample_batch(net, m: int, seed: int, scale: float = 0.5):
     n_out = net.n_outputs
     Y = (
         np.eye(n_out)[rng.integers(0, n_out, m)]
-        if net.loss == "cce"
+        if registry.loss(net.loss).targets == "one_hot"  # cce, cce_logits
         else rng.normal(size=(m, n_out))
     )
     masks = {

@@ -139,3 +139,39 @@ def test_train_with_dropout_matches_a_loop_drawing_the_documented_masks(net, ker
             for name in plain:
                 plain[name] -= lr * grads[name]
     assert not np.allclose(run.params["W5"], plain["W5"])
+
+
+# -- a linear output with cce_logits: the head's gradient is the registry's (softmax - Y), in
+# the stable log-softmax form
+
+
+@pytest.fixture(scope="module")
+def logits_net():
+    layers = [Conv2D(2, 3, "relu"), MaxPool2D(2), Flatten(), Dropout(0.5), Dense(3, "linear")]
+    return derive.network(SHAPE, layers, "cce_logits")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("target", ["numpy", "jax"])
+def test_cce_logits_head_passes_every_route(logits_net, dtype, target):
+    from numeric import verify
+
+    result = verify(logits_net, dtype, kernel=codegen(logits_net, target=target))
+    assert result.ok, result.report()
+
+
+def test_cce_logits_cost_and_gradient_stay_finite_and_right_for_far_apart_logits(logits_net):
+    from numeric.verification.tensor_route import jax_loss_and_grads
+
+    kernel = codegen(logits_net)
+    X, Y = _data()
+    params = kernel.random_params(seed=4)
+    params["b5"] = np.array([800.0, 0.0, -800.0])  # exp(800) overflows float64
+    J, grads = kernel.loss_and_grads(params, X, Y)
+    # the oracle: JAX's route (written naively) where the logits are shifted down by 800 in
+    # every row, which changes neither the cost nor any gradient, and nothing overflows
+    shifted = params | {"b5": params["b5"] - 800.0}
+    want_J, want = jax_loss_and_grads(logits_net, shifted, X, Y)
+    assert np.isfinite(J) and J == pytest.approx(want_J, rel=1e-12)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grad, want[name], rtol=1e-9, atol=1e-12)

@@ -208,14 +208,31 @@ class TensorKernelWriter(LayerCode):
             act = activation(name)
             z_form = act.scalar.xreplace({x: var(f"Z{k}")}) if act.elementwise else var(f"Z{k}")
             per_example = stabilize(per_example, {var(f"A{k}"): z_form})
+        grad = row_rule(head_vjp(name, loss_name), arrays, width)
+        shared = {}
+        if per_example.has(row_total):  # a sum over the row (cce_logits' log-sum-exp)
+            per_example, grad = (
+                stabilize(e.replace(row_total, rowsum)) for e in (per_example, grad)
+            )
+            lines += self._shared_exp(k, per_example, grad, shared=shared)
+        elif grad.has(row_total):
+            raise NotImplementedError(f"{name} output with {loss_name} in a tensor network")
+        per_example, grad = per_example.xreplace(shared), grad.xreplace(shared)
         total = self.target.as_float(f"{xp}.sum({self.printer.doprint(per_example)})")
         lines.append(f"J = {total} / m  # mean loss")
         self.cost = ["    " + line for line in lines]
-        grad = head_vjp(name, loss_name)
-        if grad.has(sp.Sum):
-            raise NotImplementedError(f"{name} output with {loss_name} in a tensor network")
-        grad = row_rule(grad.xreplace({}), {"a": var(f"A{k}"), "y": var("Y")}, width)
         self.back.append(f"    dZ{k} = ({self.printer.doprint(grad)}) / m  # d loss / d Z{k}")
+
+    def _shared_exp(self, k: int, *exprs, shared: dict) -> list[str]:
+        """The row-shifted ``exp(A - rowmax(A))`` that the stable cost and the head's gradient
+        (softmax of the logits) both read, computed once as ``exp_A<k>``; ``shared`` gets the
+        substitution. No line when they read no such term."""
+        shifted = {e for expr in exprs for e in expr.atoms(sp.exp) if e.has(rowmax)}
+        if len(shifted) != 1:
+            return []
+        term = shifted.pop()
+        shared[term] = var(f"exp_A{k}")
+        return [f"exp_A{k} = {self.printer.doprint(term)}  # <= 1: no overflow"]
 
 
 def _log_of(arg, k):
