@@ -21,6 +21,7 @@ import sympy as sp
 
 from derive import tensor_ops as T
 from derive.index_calculus import Contraction, flatten_sums
+from reports.latex.layout import tex_escape
 from reports.tensor_steps import softmax_rows
 
 _PREAMBLE = r"""\documentclass[11pt]{article}
@@ -154,7 +155,7 @@ def report_tex(model) -> str:
     parts = [
         _PREAMBLE,
         r"\section*{Backpropagation through a tensor network}",
-        f"Loss: {model.loss} (the mean over the batch), output {model.output}.\n",
+        f"Loss: {tex_escape(model.loss)} (the mean over the batch), output {model.output}.\n",
         r"\begin{center}\small\begin{tabular}{rllll}" "\n"
         r"layer & op & in & out & parameters\\ \hline" "\n" + layers + "\n"
         r"\end{tabular}\end{center}",

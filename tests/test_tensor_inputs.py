@@ -1,6 +1,9 @@
 """A tensor network's kernel and training loop take what the network says they take: a
 wrong-shaped X, Y, parameter or dropout mask is named with the shape it should have, and
-``train`` draws dropout masks for a tensor network as it does for a dense model."""
+``train`` draws dropout masks for a tensor network as it does for a dense model; a linear
+output with cce_logits gets a kernel, checked against JAX."""
+
+import shutil
 
 import numpy as np
 import pytest
@@ -175,3 +178,13 @@ def test_cce_logits_cost_and_gradient_stay_finite_and_right_for_far_apart_logits
     assert np.isfinite(J) and J == pytest.approx(want_J, rel=1e-12)
     for name, grad in grads.items():
         np.testing.assert_allclose(grad, want[name], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex")
+def test_cce_logits_report_compiles(logits_net, tmp_path):
+    from reports.latex.pdflatex import problems
+    from reports.tensor_report import write_tensor_report
+
+    pdf = write_tensor_report(logits_net, tmp_path / "logits.pdf")  # cce_logits: an underscore
+    assert problems(pdf.with_suffix(".log").read_text()) == []
+    assert r"cce\_logits" in pdf.with_suffix(".tex").read_text()
