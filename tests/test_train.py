@@ -360,3 +360,25 @@ def test_a_model_with_dropout_gets_fresh_keep_masks_every_step():
     assert abs(kept.mean() - 0.75) < 4 * np.sqrt(0.75 * 0.25 / kept.size)
     assert not np.array_equal(seen[0][1], seen[1][1])
     assert run.history.accuracy[-1] >= 0.85  # evaluated without masks: the identity
+
+
+def test_a_dropout_kernel_loaded_from_a_file_is_refused_not_trained_without_dropout(tmp_path):
+    """A saved kernel has no model to draw masks from: training it would silently switch
+    dropout off (its masks=None is the identity), so train says what to pass instead."""
+    from derive.errors import BackpropInputError
+    from derive.layers import Dense, Dropout
+    from numeric.generator.kernel import Kernel
+
+    model = derive.network(
+        2, [Dense(4, activation="tanh"), Dropout(0.5), Dense(1, "sigmoid")], "bce"
+    )
+    saved = Kernel.from_file(codegen(model.derive()).save(tmp_path / "kernel.py"))
+    data = make("xor")
+    with pytest.raises(BackpropInputError, match="dropout masks"):
+        train(saved, saved.random_params(), data.X, targets_for(model, data), SGD(), epochs=1,
+              progress=False)  # fmt: skip
+    plain = derive.network(2, [Dense(4, activation="tanh"), Dense(1, "sigmoid")], "bce")
+    saved = Kernel.from_file(codegen(plain.derive()).save(tmp_path / "plain.py"))
+    run = train(saved, saved.random_params(), data.X, targets_for(plain, data), SGD(), epochs=2,
+                progress=False)  # fmt: skip
+    assert len(run.history.epoch_loss) == 2

@@ -23,6 +23,7 @@ arrays made once, and the parameters are updated in place (:class:`Stepper`).
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -91,6 +92,11 @@ def train(
                                  f"{len(X)} and {len(Y)}")  # fmt: skip
     model = getattr(getattr(kernel, "derivation", None), "model", None)
     batch = _Batches(X, Y, batch_size, seed, _mask_shapes(model, getattr(kernel, "network", None)))
+    if not batch.masks and _takes_masks(kernel):  # else dropout would be silently off
+        raise BackpropInputError(
+            "this kernel takes dropout masks, but it carries no model to draw them from (a "
+            "kernel loaded from a file); train the kernel numeric.codegen(...) returns"
+        )
     signals = None if optimizer.uses_gradient else _Perceptron(kernel, params, model, batch.size)
     stepper = Stepper(optimizer, params)
     kind = class_kind(model, Y) if measure_accuracy else None
@@ -140,6 +146,14 @@ class _Batches:
             name: (self.rng.random((rows, *shape)) < keep).astype(self.X.dtype)
             for name, (shape, keep) in self.masks.items()
         }
+
+
+def _takes_masks(kernel) -> bool:
+    function = getattr(getattr(kernel, "module", kernel), "loss_and_grads", None)
+    try:
+        return "masks" in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # not a Python function: nothing to read
+        return False
 
 
 def _mask_shapes(model, network=None) -> dict[str, tuple[tuple[int, ...], float]]:
