@@ -113,6 +113,10 @@ def _branch_in_output(f: sp.Expr, df: sp.Expr) -> sp.Expr:
     """Rewrite ``df = f'(x)`` in terms of ``out = f(x)`` when that is cheaper."""
     if not df.has(x):
         return df
+    substituted = simplest(sp.simplify(df.subs(f, out)))
+    cheaper = sp.count_ops(substituted) <= sp.count_ops(df)
+    if cheaper and _is_closed_in_output(substituted) and _same_slope(substituted, f, df):
+        return substituted  # f' read off f itself (1 - a² for tanh): no inverse to solve for
     candidates = [df.subs(f, out)]
     try:  # x read once: f peels to an inverse (x read twice, as in x tanh(x³), can run away)
         inverses = sp.solve(sp.Eq(out, f), x) if f.count(x) == 1 else []
