@@ -240,7 +240,7 @@ def _check_network(network, params, data: dict, masks) -> None:
                 f"{name} has shape {tuple(value.shape)}; the network takes {name} of shape "
                 f"{tuple(want[name])} for a batch of {rows}"
             )
-    _check_params(network.param_shapes(), params)
+    check_params(network.param_shapes(), params)
     if masks is None:
         return
     if not isinstance(masks, dict):
@@ -256,7 +256,8 @@ def _check_network(network, params, data: dict, masks) -> None:
             )
 
 
-def _check_params(shapes: dict, params) -> None:
+def check_params(shapes: dict, params) -> None:
+    """``params`` holds an array of each shape in ``shapes`` (name -> shape)."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
     missing = [name for name in shapes if name not in params]

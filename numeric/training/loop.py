@@ -33,7 +33,7 @@ import sympy as sp
 
 from derive.errors import BackpropInputError
 from derive.optimizers import UpdateRule
-from numeric.generator.kernel import mask_shapes
+from numeric.generator.kernel import check_params, mask_shapes
 
 from .history import History, Progress, accuracy, class_kind
 from .signal_code import signal_function
@@ -216,11 +216,7 @@ def _check_params(kernel, params) -> None:
         raise BackpropInputError(
             f"params must be the kernel's {', '.join(shapes)}, got {', '.join(params)}"
         )
-    for name, shape in shapes.items():
-        if np.shape(params[name]) != tuple(shape):
-            raise BackpropInputError(
-                f"parameter {name} has shape {np.shape(params[name])}, the kernel's is {shape}"
-            )
+    check_params(shapes, params)
 
 
 def _check_count(name: str, value) -> None:

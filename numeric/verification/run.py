@@ -112,13 +112,7 @@ def verify(
             model, dtype, batch, seed, kernel, params=params, data=data
         )  # fmt: skip
     _check_model(model)
-    dtype = str(np.dtype(dtype))
-    if dtype not in TOLERANCES:
-        raise BackpropInputError(f"dtype must be one of {', '.join(TOLERANCES)}, got {dtype!r}")
-    for name, value, low in (("batch", batch, 1), ("seed", seed, 0)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-            what = "a positive" if low else "a non-negative"
-            raise BackpropInputError(f"{name} must be {what} integer, got {value!r}")
+    dtype = check_options(dtype, batch, seed, TOLERANCES)
     check_bytes(model, batch if data is None else len(data[0]))  # refuse before any array
     from numeric.generator.generate import codegen
 
@@ -245,6 +239,22 @@ def verify(
         X=X,
         Y=Y,
     )
+
+
+def check_options(dtype, batch, seed, allowed) -> str:
+    """The dtype's name (``np.float32`` or ``"float32"``, one of ``allowed``), once the
+    options are known good."""
+    try:
+        dtype = str(np.dtype(dtype))
+    except TypeError:
+        dtype = str(dtype)
+    if dtype not in allowed:
+        raise BackpropInputError(f"dtype must be one of {', '.join(allowed)}, got {dtype!r}")
+    for name, value, low in (("batch", batch, 1), ("seed", seed, 0)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            what = "a positive" if low else "a non-negative"
+            raise BackpropInputError(f"{name} must be {what} integer, got {value!r}")
+    return dtype
 
 
 def _check_model(model) -> None:

@@ -17,7 +17,6 @@ per parameter), ``.disagreeing(name)`` and ``.report()``, like a Model's ``Verif
 from __future__ import annotations
 
 import argparse
-import numbers
 import runpy
 import sys
 from dataclasses import dataclass
@@ -134,10 +133,11 @@ def check_tensor_network(
     from numeric.generator.tensor_kernel import tensor_kernel
     from numeric.tensor_strategies import sample_batch
 
+    from .run import check_options
     from .tensor_closed_form import closed_form_loss_and_grads
     from .tensor_route import jax_loss_and_grads
 
-    dtype = _check_options(dtype, batch, seed)
+    dtype = check_options(dtype, batch, seed, RTOL)
     kernel = tensor_kernel(model) if kernel is None else _checked_kernel(model, kernel)
     drawn, X, Y, masks = sample_batch(model, batch if data is None else len(data[0]), seed, 1.0)
     drawn = {name: value * _scale(value.shape) for name, value in drawn.items()}
@@ -219,21 +219,6 @@ def _scale(shape) -> float:
     that activations stay near 1 and the softmax is not saturated (gradients not ~0); 0.3 for
     a bias."""
     return 1 / np.sqrt(np.prod(shape[:-1])) if len(shape) > 1 else 0.3
-
-
-def _check_options(dtype, batch, seed) -> str:
-    """The dtype's name (``np.float32`` or ``"float32"``), once the options are known good."""
-    try:
-        dtype = str(np.dtype(dtype))
-    except TypeError:
-        dtype = str(dtype)
-    if dtype not in RTOL:
-        raise BackpropInputError(f"dtype must be one of {', '.join(RTOL)}, got {dtype!r}")
-    for name, value, low in (("batch", batch, 1), ("seed", seed, 0)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-            what = "a positive" if low else "a non-negative"
-            raise BackpropInputError(f"{name} must be {what} integer, got {value!r}")
-    return dtype
 
 
 def _checked_kernel(model, kernel):
