@@ -108,11 +108,7 @@ class Kernel:
     def module(self) -> types.ModuleType:
         """The source loaded as a module (no file needed; tracebacks show the source)."""
         filename = f"<backprop kernel {self.name} ({self.target})>"
-        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
-        module = types.ModuleType(_module_name(self.name))
-        module.__file__ = filename
-        exec(compile(self.source, filename, "exec"), module.__dict__)
-        return module
+        return module_from_source(self.source, _module_name(self.name), filename)
 
     @property
     def forward(self):
@@ -254,6 +250,16 @@ def _check_network(network, params, data: dict, masks) -> None:
                 f"mask {name} has shape {np.shape(masks[name])}; for a batch of {rows} it must "
                 f"have shape {(rows, *shape)} (the shape of its layer's input)"
             )
+
+
+def module_from_source(source: str, name: str, filename: str) -> types.ModuleType:
+    """``source`` run as a module named ``name``; ``filename`` (in angle brackets) is what a
+    traceback shows, with the source's lines (linecache holds them: there is no file)."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)
+    return module
 
 
 def check_params(shapes: dict, params) -> None:

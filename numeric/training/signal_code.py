@@ -21,14 +21,13 @@ statement into an array that exists already: the error into the forward pass's o
 
 from __future__ import annotations
 
-import linecache
-import types
 from functools import cache
 
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from derive.optimizers import Perceptron, Yhat
+from numeric.generator.kernel import module_from_source
 from numeric.generator.numpy_printer import NumPyPrinter
 
 #: where each batch signal goes: the arrays the loop made once
@@ -73,11 +72,7 @@ def signal_source(rule: Perceptron | None = None) -> str:
 def signal_function():
     """The loaded ``signal`` function (its code does not depend on the learning rate)."""
     source = signal_source()
-    filename = "<backprop signal Perceptron>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    module = types.ModuleType("signal_perceptron")
-    exec(compile(source, filename, "exec"), module.__dict__)
-    return module.signal
+    return module_from_source(source, "signal_perceptron", "<backprop signal Perceptron>").signal
 
 
 def _names(first: str):

@@ -21,13 +21,13 @@ square roots of arrays, which is what the rules in ``derive.optimizers`` are mad
 
 from __future__ import annotations
 
-import linecache
 import types
 from functools import cache
 
 import sympy as sp
 
 from derive.optimizers import PYTHON, UpdateRule, theta
+from numeric.generator.kernel import module_from_source
 
 SCRATCH = "scratch"
 
@@ -178,12 +178,9 @@ def update_source(rule: UpdateRule) -> str:
 @cache
 def update_module(rule_type: type[UpdateRule]) -> types.ModuleType:
     """The loaded update module of a rule class (its code does not depend on the values)."""
+    name = rule_type.__name__
     source = update_source(rule_type())
-    filename = f"<backprop update {rule_type.__name__}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    module = types.ModuleType(f"update_{rule_type.__name__.lower()}")
-    exec(compile(source, filename, "exec"), module.__dict__)
-    return module
+    return module_from_source(source, f"update_{name.lower()}", f"<backprop update {name}>")
 
 
 def _name(symbol: sp.Symbol) -> str:
