@@ -244,15 +244,20 @@ def test_the_convnet_example_derives_every_layer_fast_and_once(capsys, tmp_path)
     assert misses == "1"  # two conv layers, one derivation
 
 
-def test_attention_prints_the_softmax_row_rule_and_the_three_branches(tmp_path, capsys):
+def _attention_block(tmp_path, capsys, shape) -> str:
+    """The printed backward rules of a SelfAttention(2) layer on sequences of ``shape``."""
     path = tmp_path / "attention.py"
     path.write_text(
         "from derive import network\n"
         "from derive.layers import Dense, Dropout, MeanOverTime, SelfAttention\n"
-        "model = network((4, 3), [Dropout(0.5), SelfAttention(2), MeanOverTime(),\n"
+        f"model = network({shape}, [Dropout(0.5), SelfAttention(2), MeanOverTime(),\n"
         "                         Dense(2, 'softmax')], 'cce')\n"
     )
-    block = _block(_derive(capsys, path), 2)
+    return _block(_derive(capsys, path), 2)
+
+
+def test_attention_prints_the_softmax_row_rule_and_the_three_branches(tmp_path, capsys):
+    block = _attention_block(tmp_path, capsys, (4, 3))
     rows = _rule_line(block, "dS2").split(" = ", 1)[1]
     # the independent route: softmax written out for a row of 3, differentiated by SymPy
     S, dP = sp.symbols("S0:3"), sp.symbols("dP0:3")
@@ -272,14 +277,7 @@ def test_attention_prints_the_softmax_row_rule_and_the_three_branches(tmp_path, 
 
 
 def test_attention_products_as_printed_equal_sympy_diff(tmp_path, capsys):
-    path = tmp_path / "attention.py"
-    path.write_text(
-        "from derive import network\n"
-        "from derive.layers import Dense, Dropout, MeanOverTime, SelfAttention\n"
-        "model = network((3, 2), [Dropout(0.5), SelfAttention(2), MeanOverTime(),\n"
-        "                         Dense(2, 'softmax')], 'cce')\n"
-    )
-    block = _block(_derive(capsys, path), 2)
+    block = _attention_block(tmp_path, capsys, (3, 2))
     n_, t_, d_, dk = 1, 3, 2, 2
     sizes = {"m": n_, "T": t_, "d": d_, "d_k": dk}
     seq = list(itertools.product(range(n_), range(t_)))

@@ -117,31 +117,26 @@ def test_train_with_dropout_matches_a_loop_drawing_the_documented_masks(net, ker
     start = kernel.random_params(seed=2)
     run = train(kernel, {k: v.copy() for k, v in start.items()}, X, Y, SGD(lr=lr),
                 epochs=epochs, batch_size=size, seed=seed, progress=False)  # fmt: skip
-    params = {k: v.copy() for k, v in start.items()}
-    rng = np.random.default_rng(seed)
-    keep = net.masks["M4"]
-    for _ in range(epochs):
-        order = rng.permutation(len(X))
-        for lo in range(0, len(X), size):
-            rows = order[lo : lo + size]
-            masks = {"M4": (rng.random((len(rows), 8)) < keep).astype(X.dtype)}
-            _, grads = kernel.module.loss_and_grads(params, X[rows], Y[rows], masks=masks)
-            for name in params:
-                params[name] -= lr * grads[name]
+
+    def loop(with_masks):
+        params = {k: v.copy() for k, v in start.items()}
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            order = rng.permutation(len(X))
+            for lo in range(0, len(X), size):
+                rows = order[lo : lo + size]
+                masks = {"M4": (rng.random((len(rows), 8)) < net.masks["M4"]).astype(X.dtype)}
+                masks = masks if with_masks else None  # drawn either way: the same stream
+                _, grads = kernel.module.loss_and_grads(params, X[rows], Y[rows], masks=masks)
+                for name in params:
+                    params[name] -= lr * grads[name]
+        return params
+
+    params = loop(with_masks=True)
     for name in params:
         np.testing.assert_allclose(run.params[name], params[name], rtol=1e-12, atol=1e-14)
     # without the masks the same steps land elsewhere: dropout took part
-    plain = {k: v.copy() for k, v in start.items()}
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        order = rng.permutation(len(X))
-        for lo in range(0, len(X), size):
-            rows = order[lo : lo + size]
-            rng.random((len(rows), 8))
-            _, grads = kernel.module.loss_and_grads(plain, X[rows], Y[rows])
-            for name in plain:
-                plain[name] -= lr * grads[name]
-    assert not np.allclose(run.params["W5"], plain["W5"])
+    assert not np.allclose(run.params["W5"], loop(with_masks=False)["W5"])
 
 
 # -- a linear output with cce_logits: the head's gradient is the registry's (softmax - Y), in
