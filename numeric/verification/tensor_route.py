@@ -1,8 +1,11 @@
 """The JAX route for a tensor network: the same layers written with JAX's own primitives
 (``lax.conv_general_dilated``, ``lax.reduce_window``, ``jax.nn.softmax``) and differentiated
-by ``jax.value_and_grad``. It shares nothing with the generated kernel but the Model: an
-activation or loss JAX has no function for (elu, huber, a registered one) is the registry's
-SymPy definition printed to ``jax.numpy``, as the dense models' JAX route prints their graph."""
+by ``jax.value_and_grad``. It shares nothing with the generated kernel's layer code, only the
+Model and the registry: an activation or loss JAX has no function for (elu, huber,
+``cce_logits``, a registered one) is the registry's SymPy definition printed to ``jax.numpy``
+as the dense models' JAX route prints their graph, through
+:func:`numeric.generator.stable.stabilize` first (``cce_logits``' log-sum-exp with each row's
+maximum subtracted: finite at logits of 1e4)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,10 @@ import sympy as sp
 
 from derive import registry
 from derive.layers import Dense, Dropout
+from derive.ops import rowsum
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
+from numeric.generator.stable import clamp_branches, stabilize
+from numeric.generator.tensor_printer import row_rule, row_total
 
 _ACTIVATIONS = {
     "linear": lambda z: z,
@@ -22,9 +28,6 @@ _ACTIVATIONS = {
     "sigmoid": lambda z: __import__("jax").nn.sigmoid(z),
     "softmax": lambda z: __import__("jax").nn.softmax(z, axis=-1),
 }
-
-
-_row_sum = sp.Function("row_sum")  # a Sum over the row index: the last axis, kept
 
 
 def _activation(name: str):
@@ -38,23 +41,28 @@ def _loss(name: str, width: int):
     """``losses(A, Y)`` per example: the registry's row definition, each ``Sum`` over the
     row's entries a sum over the last axis (kept, so an inner sum broadcasts)."""
     A, Y = sp.symbols("A Y", real=True)
-    expr = registry.loss(name).definition
-    expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: _row_sum(e.function))
-    expr = expr.replace(
-        lambda e: isinstance(e, sp.Indexed), lambda e: {"a": A, "y": Y}[e.base.label.name]
-    )
-    function = _printed((A, Y), expr.xreplace({registry.n: width}))
+    row = row_rule(registry.loss(name).definition, {"a": A, "y": Y}, width)
+    function = _printed((A, Y), row.replace(row_total, rowsum))
     return lambda a, y: function(a, y)[..., 0]
 
 
 @cache
 def _printed(args: tuple, expr: sp.Expr):
-    """``expr`` as a jax.numpy function (cached by the expression: a name registered again
-    with another definition is printed again)."""
+    """``expr`` as a jax.numpy function, in the stable form the kernels print (cached by the
+    expression: a name registered again with another definition is printed again)."""
+    import jax
     import jax.numpy as jnp
 
-    row_sum = {"row_sum": lambda v: jnp.sum(v, axis=-1, keepdims=True)}
-    return sp.lambdify(args, expr, modules=[row_sum, "jax"])
+    stable = {
+        "rowsum": lambda v: jnp.sum(v, axis=-1, keepdims=True),
+        # the shift of a log-sum-exp: the value does not depend on it, so neither does the
+        # gradient (jax.nn.logsumexp stops it too; autodiff would add terms that cancel)
+        "rowmax": lambda v: jax.lax.stop_gradient(jnp.max(v, axis=-1, keepdims=True)),
+        # JAX's own: differentiable at 0, as the dense route's (numeric.verification.jax_route)
+        "sigmoid": jax.nn.sigmoid,
+        "softplus": jax.nn.softplus,
+    }
+    return sp.lambdify(args, clamp_branches(stabilize(expr)), modules=[stable, "jax"])
 
 
 def jax_cost(model):
