@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr
@@ -216,6 +217,70 @@ def test_average_pool_and_flatten_as_printed_equal_sympy_diff(tmp_path, capsys):
     rule = _parse(_rule_line(_block(out, 3), "dA2"), {"A2": X, "dA3": dZ})
     for entry in itertools.product(range(1), range(2), range(2), range(c)):
         assert _value(rule, entry, {"H": 2, "W": 2, "C_in": c}) == sp.diff(flat, X[entry])
+
+
+def _max_pool_net(tmp_path, capsys) -> str:
+    """The printed forward and backward rules of a MaxPool2D(2) on a 5×5×2 map (a Dropout
+    before it, so its input gradient is printed)."""
+    path = tmp_path / "max_pool.py"
+    path.write_text(
+        "from derive import network\n"
+        "from derive.layers import Dense, Dropout, Flatten, MaxPool2D\n"
+        "model = network((5, 5, 2), [Dropout(0.5), MaxPool2D(2), Flatten(), Dense(2, 'softmax')],"
+        " 'cce')\n"
+    )
+    return _block(_derive(capsys, path), 2)
+
+
+def _with_indicator(expr, indicator: dict, values: dict):
+    """``expr`` with each ``R[entry]`` read from ``indicator`` and ``X`` at ``values``."""
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base.label.name == "R",
+        lambda e: indicator[tuple(int(i) for i in e.indices)],
+    )
+    return expr.xreplace(values)
+
+
+def test_max_pool_as_printed_equals_sympy_diff_of_max_at_a_point_with_no_ties(tmp_path, capsys):
+    block = _max_pool_net(tmp_path, capsys)
+    X, dZ = sp.IndexedBase("X"), sp.IndexedBase("dZ")
+    m, size, s, c, out = 1, 5, 2, 2, 2  # a 5×5 map holds two whole 2×2 windows a side
+    windows = {
+        (n, h, w, ch): [(n, s * h + i, s * w + j, ch) for i in range(s) for j in range(s)]
+        for n, h, w, ch in itertools.product(range(m), range(out), range(out), range(c))
+    }
+    # the max pool written out with SymPy's Max; its diff is a Heaviside of each entry
+    # against the window's other entries
+    cost = sum(dZ[key] * sp.Max(*(X[e] for e in entries)) for key, entries in windows.items())
+    entries = list(itertools.product(range(m), range(size), range(size), range(c)))
+    rng = np.random.default_rng(3)  # distinct integers: no ties, every Heaviside is 0 or 1
+    values = {X[e]: sp.Integer(int(v)) for e, v in zip(entries, rng.permutation(len(entries)))}
+    # R as the printed note defines it: 1 at each window's arg-max, else 0
+    arg_max = dict.fromkeys(entries, 0)
+    arg_min = dict.fromkeys(entries, 0)  # a deliberately wrong R: the arg-min
+    for window in windows.values():
+        arg_max[max(window, key=lambda e: values[X[e]])] = 1
+        arg_min[min(window, key=lambda e: values[X[e]])] = 1
+    sizes = {"m": m, "s": s, "H": size, "W": size, "H_o": out, "W_o": out, "C_in": c}
+    arrays = {"A1": X, "dA2": dZ, "R2": sp.IndexedBase("R")}
+    forward = _parse(_rule_line(block, "A2"), arrays)
+    for key, window in windows.items():
+        pooled = _with_indicator(_value(forward, key, sizes), arg_max, values)
+        assert pooled == max(values[X[e]] for e in window), key
+    derived = _parse(_rule_line(block, "dA1"), arrays)
+    named = _parse(_named_line(block, "dA1"), arrays)
+    wrong = []
+    for entry in entries:
+        expected = sp.diff(cost, X[entry]).xreplace(values)
+        assert not expected.has(sp.Heaviside), expected  # no tie left it undecided
+        at = _with_indicator(_value(derived, entry, sizes), arg_max, values)
+        assert sp.expand(at - expected) == 0, entry
+        if max(entry[1:3]) < out * s:  # in a whole window: the named form holds
+            at = _with_indicator(_value(named, entry, sizes), arg_max, values)
+            assert sp.expand(at - expected) == 0, entry
+        at_min = _with_indicator(_value(derived, entry, sizes), arg_min, values)
+        wrong.append(sp.expand(at_min - expected) != 0)
+    assert any(wrong)  # the comparison tells the arg-max from the arg-min
 
 
 def test_the_convnet_example_derives_every_layer_fast_and_once(capsys, tmp_path):
