@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .matrix_elementwise import zeros_like
 from .model import Derivation
 from .ops import m as batch_symbol
 from .ops import rowsum, total
@@ -65,16 +66,16 @@ def _matrix_value(expr, env, shape, dims) -> sp.Matrix:
 
 
 def _entry(expr, env, r, c, dims):
-    """Entry (r, c) of an elementwise formula; a 1-column or 1-row operand broadcasts."""
+    """Entry (r, c) of an elementwise formula; a 1-column or 1-row operand broadcasts.
 
-    def reduce(call):
-        inner = call.args[0]
-        rows, cols = _operand_shape(inner, env)
-        if isinstance(call, rowsum):
-            return sp.Add(*[_entry(inner, env, r, k, dims) for k in range(cols)])
-        return sp.Add(*[_entry(inner, env, i, k, dims) for i in range(rows) for k in range(cols)])
-
-    expr = expr.replace(lambda e: isinstance(e, rowsum | total), reduce)
+    Each outermost row sum or total is summed over the entries it reads, and a sum inside it
+    (``total(X * rowsum(Z))``) at each of those entries in turn: SymPy's ``replace`` would
+    reduce the inner one first, at (r, c) only, and a rebuilt outer sum may leave it unvisited
+    (``total`` pulls a number out of itself). ``zeros_like(Z)`` only gives a step its shape
+    (a sum's adjoint spread over its operand): each of its entries is 0.
+    """
+    sums = {call: _reduce(call, env, r, dims) for call in _outermost_sums(expr)}
+    expr = expr.xreplace(sums).xreplace({z: sp.Integer(0) for z in expr.atoms(zeros_like)})
     subs = {}
     for symbol in expr.free_symbols:
         if symbol.name in env:
@@ -85,6 +86,30 @@ def _entry(expr, env, r, c, dims):
     return expr.xreplace(subs).doit()
 
 
+def _outermost_sums(expr) -> list:
+    """The row sums and totals in ``expr`` that no other one holds."""
+    if isinstance(expr, rowsum | total):
+        return [expr]
+    return [call for arg in expr.args for call in _outermost_sums(arg)]
+
+
+def _reduce(call, env, r, dims):
+    """A row sum at row ``r``, or a total: the sum of its operand's entries."""
+    inner = call.args[0]
+    rows, cols = _operand_shape(inner, env)
+    if isinstance(call, rowsum):
+        return sp.Add(*[_entry(inner, env, r, k, dims) for k in range(cols)])
+    return sp.Add(*[_entry(inner, env, i, k, dims) for i in range(rows) for k in range(cols)])
+
+
 def _operand_shape(expr, env) -> tuple[int, int]:
-    shapes = [env[s.name].shape for s in expr.free_symbols if s.name in env]
-    return max(s[0] for s in shapes), max(s[1] for s in shapes)
+    """(rows, cols) of an elementwise formula: its operands broadcast, a row sum is one
+    column, a total one entry."""
+    if isinstance(expr, total):
+        return 1, 1
+    if isinstance(expr, rowsum):
+        return _operand_shape(expr.args[0], env)[0], 1
+    if isinstance(expr, sp.Symbol) and expr.name in env:
+        return env[expr.name].shape
+    shapes = [_operand_shape(arg, env) for arg in expr.args]
+    return max((s[0] for s in shapes), default=1), max((s[1] for s in shapes), default=1)
