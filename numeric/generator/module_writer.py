@@ -12,9 +12,10 @@ import sympy as sp
 
 from derive.ops import m as BATCH
 
+from . import out_arrays
 from .data_lines import DataLines, group_parameters
 from .kernel import FUNCTIONS, Kernel, KernelLine
-from .kernel_forms import shape_of
+from .kernel_forms import plain_product, shape_of
 from .memory_reuse import reuse_plan
 from .printers import WIDTH, KernelPrinter, wrap_statement
 from .shared_values import common_subexpressions, share_softplus, temp_ranks
@@ -33,6 +34,9 @@ class ModuleWriter:
         self.helpers: set[str] = set()
         self.data = DataLines(program, self.np, dtype)
         self.ranks = program.ranks
+        # a NumPy kernel can write its gradients into the caller's arrays (out_arrays)
+        self.writes_out = printer_class.target == "numpy"
+        self._gradient_of = _gradient_of(program.gradient_outputs, self.names)
         self.gradient_arrays = {
             name: self.names.fresh("d" + name)
             for name, grad in program.gradient_outputs
@@ -83,6 +87,8 @@ class ModuleWriter:
             else:
                 entries.append(f'"{name}": {self.names(grad)}')
         grads = "{" + ", ".join(entries) + "}"
+        if self.writes_out:
+            grads = f"gradients_into({out_arrays.TARGET}, {grads})"
         return [("J", "J", True), ("grads", grads, False)], extra
 
     def _array_code(self, elements: dict, shape) -> tuple[str, set[str]]:
@@ -146,12 +152,28 @@ class ModuleWriter:
                     body.append((f"    # {wanted} pass", None, "section"))
                     section = wanted
             plan = outs.get(id(s), (None, True))
+            if function == "loss_and_grads" and self.writes_out:
+                plan = self._into_out(s, names, local) or plan
             for text, kind in self._statement_lines(s, local, names, plan, adjoints):
                 body.append((text, s.node, kind))
         self.helpers |= local.helpers_used
         signature = _signature(function) + (", masks=None" if self.data.masks else "")
         doc = _DOCS[function] + (_MASKS_DOC if self.data.masks else "")
+        if function == "loss_and_grads" and self.writes_out:
+            signature += ", out=None"
+            doc = doc.rstrip() + out_arrays.DOC
+            first = next((i for i, (_, _, kind) in enumerate(body) if kind != "data"), len(body))
+            body.insert(first, (f"    {out_arrays.FIRST_LINE}", None, "data"))
         return printer.function(function, signature, doc, body, returns)
+
+    def _into_out(self, s, names, local) -> tuple[str, bool] | None:
+        """The plan writing a parameter's gradient straight into the caller's array, when
+        ``s`` computes one as a matrix product (plus a term added in place); the others
+        are copied there on return."""
+        param = self._gradient_of.get(names(s.target)) if s.code is None else None
+        if param is None or not (plain_product(s.expr) or local.bias_in_place(s.expr)):
+            return None
+        return (out_arrays.into(param), True)
 
     def _statement_lines(self, s, local, names, plan, adjoints) -> list[tuple[str, str]]:
         """The lines of one statement, as (text, kind), with its memory-reuse ``plan``."""
@@ -203,7 +225,8 @@ class ModuleWriter:
         lines: list[tuple[str, str | None, str, str]] = []
 
         def add(text, node=None, kind="module", function=""):
-            lines.append((text, node, kind, function))
+            for piece in text.split("\n"):  # a docstring is one entry of several lines
+                lines.append((piece, node, kind, function))
 
         for text in self._module_doc():
             add(text)
@@ -217,6 +240,11 @@ class ModuleWriter:
             add("")
             for text in printer.helper_source(helper).splitlines():
                 add(text, helper, "helper")
+        if self.writes_out:
+            add("")
+            add("")
+            for text in out_arrays.HELPER.format(np=self.np).splitlines():
+                add(text, "gradients_into", "helper")
         for function in FUNCTIONS:
             add("")
             add("")
@@ -286,6 +314,15 @@ _MASKS_DOC = (
     "\n\n    masks: each dropout layer's 0/1 keep mask by name, shaped like its input;"
     "\n    None (evaluation): every dropout layer is the identity.\n    "
 )
+
+
+def _gradient_of(gradient_outputs, names) -> dict[str, str]:
+    """Adjoint identifier -> the parameter it is the gradient of (when one only)."""
+    found: dict[str, list[str]] = {}
+    for name, grad in gradient_outputs:
+        if isinstance(grad, str):
+            found.setdefault(names(grad), []).append(name)
+    return {ident: params[0] for ident, params in found.items() if len(params) == 1}
 
 
 def _signature(function: str) -> str:

@@ -1,0 +1,65 @@
+"""``loss_and_grads(..., out=grads)``: a NumPy kernel writes its gradients into the caller's
+arrays. The gradients must be the same numbers as a call without ``out`` (which the
+four-route tests check against JAX and finite differences), every entry written, and the
+arrays returned the caller's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import derive
+from derive.layers import Dense, Dropout, LayerNorm, Residual
+from numeric import codegen
+from numeric.verification.samples import sample_data, sample_masks
+
+
+def _models():
+    return {
+        "mlp": derive.mlp([5, 4, 3], "relu", "softmax", "cce"),
+        "network": derive.network(
+            5,
+            [Residual(Dense(5, "tanh"), Dense(5)), LayerNorm(), Dropout(0.5), Dense(3, "sigmoid")],
+            "bce",
+            weight_decay=0.1,
+        ),
+        "matrix expression": derive.from_matrix_expr(
+            "sum((tanh(X @ W + b) - Y)**2)/m + sum(W*W)",
+            {"X": ("m", 5), "W": (5, 3), "b": (1, 3), "Y": ("m", 3)},
+            params=["W", "b"],
+        ),
+        "logistic regression": derive.logistic_regression(5),
+        "chain": derive.chain(3),
+    }
+
+
+@pytest.mark.parametrize("name", list(_models()))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gradients_written_into_out_are_those_of_a_call_without_it(name, dtype):
+    kernel = codegen(_models()[name].derive())
+    model = kernel.derivation.model
+    params = kernel.random_params(seed=1, dtype=dtype)
+    X, Y = sample_data(model, 7, dtype, seed=3)
+    masks = sample_masks(model, 7, dtype, seed=4)
+    extra = {"masks": masks} if masks else {}
+    loss, grads = kernel.loss_and_grads(params, X, Y, **extra)
+    out = {n: np.full_like(p, np.nan) for n, p in params.items()}  # any entry left is nan
+    loss_out, grads_out = kernel.loss_and_grads(params, X, Y, out=out, **extra)
+    assert loss_out == loss
+    for n in params:
+        assert grads_out[n] is out[n], n
+        np.testing.assert_array_equal(out[n], grads[n], err_msg=n)
+    # the next step reuses the same arrays, with new numbers in them
+    params = {n: p - 0.1 * g for n, p in params.items() for g in [grads[n]]}
+    _, again = kernel.loss_and_grads(params, X, Y, **extra)
+    _, again_out = kernel.loss_and_grads(params, X, Y, out=out, **extra)
+    for n in params:
+        assert again_out[n] is out[n]
+        np.testing.assert_array_equal(out[n], again[n], err_msg=n)
+
+
+def test_a_matrix_product_gradient_is_computed_in_the_callers_array():
+    """No new array for dW: the product is written into out's (the point of out=)."""
+    kernel = codegen(derive.mlp([4, 3, 2], "relu", "softmax", "cce").derive())
+    assert 'dW1 = np.matmul(X.T, dZ1, out=grads_out.get("W1"))' in kernel.source
+    assert 'db2 = np.matmul(ones, dZ2, out=grads_out.get("b2"))' in kernel.source
