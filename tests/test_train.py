@@ -382,3 +382,35 @@ def test_a_dropout_kernel_loaded_from_a_file_is_refused_not_trained_without_drop
     run = train(saved, saved.random_params(), data.X, targets_for(plain, data), SGD(), epochs=2,
                 progress=False)  # fmt: skip
     assert len(run.history.epoch_loss) == 2
+
+
+def test_training_writes_the_gradients_into_the_same_arrays_every_step():
+    """The loop hands the kernel one dict of gradient arrays (out=) for every step (fresh
+    ones each step fault their pages back in); the run is the one a kernel without out=
+    takes, step for step."""
+    model = derive.mlp([2, 8, 1], "tanh", "sigmoid", "bce")
+    kernel = codegen(model.derive())
+    outs = []
+
+    class Plain:  # the same kernel, with the signature of one that cannot write into out
+        params, derivation = kernel.params, kernel.derivation
+        forward = staticmethod(kernel.forward)
+
+        def loss_and_grads(self, params, X, Y):
+            return kernel.loss_and_grads(params, X, Y)
+
+    class Watching(Plain):
+        def loss_and_grads(self, params, X, Y, out=None):
+            outs.append(out)
+            return kernel.loss_and_grads(params, X, Y, out=out)
+
+    data = make("planar")
+    Y = targets_for(model, data)
+    options = dict(epochs=3, batch_size=64, seed=1, progress=False)
+    runs = [train(k, kernel.random_params(seed=5), data.X, Y, Adam(lr=0.05), **options)
+            for k in (Plain(), Watching())]  # fmt: skip
+    assert len(outs) == 3 * 7 and all(out is outs[0] for out in outs)
+    assert set(outs[0]) == set(kernel.params)
+    for name, value in runs[0].params.items():
+        np.testing.assert_array_equal(runs[1].params[name], value, err_msg=name)
+    np.testing.assert_array_equal(runs[1].history.step_loss, runs[0].history.step_loss)

@@ -63,7 +63,7 @@ class Stepper:
         shape (a 0-d array or a Python float for a scalar parameter)."""
         self.t += 1
         for name in self._names:
-            signal = np.asarray(signals[name]).reshape(-1)  # a view: the kernel's arrays are fresh
+            signal = np.asarray(signals[name]).reshape(-1)  # a view of the kernel's array
             for (param, work, state), (lo, hi) in zip(self._views[name], self._slices[name]):
                 self.update(param, signal[lo:hi], work, *state, t=self.t, **self.values)
 
