@@ -20,6 +20,7 @@ QUICK = {  # every benchmark, with the arguments of its rough pass
     "elementwise_forms": ["--rounds", "30"],
     "train_speed": ["--quick"],
     "convnet_speed": ["--quick"],
+    "fresh_process": ["--rounds", "2", "--calls", "200"],
 }
 
 
