@@ -16,6 +16,16 @@ LossFn = Callable[[dict], object]
 MAX_BLOCK_BYTES = 1 << 26
 
 
+def require_function(fn, role: str) -> None:
+    """``fn`` is a function of params, or a TypeError naming what it is (a network or Model
+    passed here is checked through its own kernel: numeric.verify)."""
+    if not callable(fn):
+        raise TypeError(
+            f"{role} must be a function of params, got {type(fn).__name__}; to check a "
+            "network's or Model's kernel, use numeric.verify(model)"
+        )
+
+
 class ComplexStepUnsupported(Exception):
     """The loss cannot be evaluated at complex parameters (it raised, or dropped the imag)."""
 
@@ -62,6 +72,7 @@ class Evaluator:
     """
 
     def __init__(self, loss_fn: LossFn, params: Params, vectorized: bool = False):
+        require_function(loss_fn, "loss_fn")
         self.loss_fn = loss_fn
         self.params = dict(params)
         self.vectorized = vectorized

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .evaluator import require_function
 from .findings import Tolerance
 
 #: (rtol, atol relative to the largest analytic gradient entry) per params dtype.
@@ -93,6 +94,10 @@ def _is_pair(out) -> bool:
 
 def resolve(loss_fn, grad_fn, loss_and_grad_fn, params):
     """Return (plain loss function, analytic gradient dict, how to name it in the repro)."""
+    given = {"loss_fn": loss_fn, "grad_fn": grad_fn, "loss_and_grad_fn": loss_and_grad_fn}
+    for role, fn in given.items():
+        if fn is not None:
+            require_function(fn, role)
     if loss_and_grad_fn is not None:
         if grad_fn is not None:
             raise GradcheckInputError("pass grad_fn or loss_and_grad_fn, not both")
