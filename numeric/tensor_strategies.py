@@ -22,7 +22,8 @@ from derive.layers import Dense, Dropout
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
 from derive.tensor_network import tensor_network
 
-HEADS = (("softmax", "cce"), ("linear", "mse"))
+#: output activation and loss: probabilities, logits (the loss applies its own softmax), reals
+HEADS = (("softmax", "cce"), ("linear", "cce_logits"), ("linear", "mse"))
 
 
 @st.composite

@@ -95,3 +95,15 @@ def test_the_loss_printed_without_stabilize_overflows_on_the_same_logits(net, mo
         tensor_route._printed.cache_clear()  # no naive function left in the cache
     assert not np.isfinite(J)
     assert not all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+@pytest.mark.parametrize("networks", ["image_networks", "sequence_networks"])
+def test_the_strategies_draw_cce_logits_heads(networks):
+    """The four-route tests on drawn networks meet a linear output with cce_logits too."""
+    from hypothesis import find, settings
+
+    from numeric import tensor_strategies
+
+    strategy = getattr(tensor_strategies, networks)()
+    net = find(strategy, lambda n: n.loss == "cce_logits", settings=settings(database=None))
+    assert net.output == "linear"
