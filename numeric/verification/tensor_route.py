@@ -18,7 +18,7 @@ from derive import registry
 from derive.layers import Dense, Dropout
 from derive.ops import rowsum
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
-from numeric.generator.stable import clamp_branches, stabilize
+from numeric.generator.stable import stabilize
 from numeric.generator.tensor_printer import row_rule, row_total
 
 _ACTIVATIONS = {
@@ -62,7 +62,8 @@ def _printed(args: tuple, expr: sp.Expr):
         "sigmoid": jax.nn.sigmoid,
         "softplus": jax.nn.softplus,
     }
-    return sp.lambdify(args, clamp_branches(stabilize(expr)), modules=[stable, "jax"])
+    # no clamp_branches: its min(z, 0) splits the derivative at z = 0 in half under autodiff
+    return sp.lambdify(args, stabilize(expr), modules=[stable, "jax"])
 
 
 def jax_cost(model):
