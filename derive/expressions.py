@@ -31,7 +31,7 @@ FUNCTIONS = {
     "sinh": sp.sinh,
     "cosh": sp.cosh,
     "abs": sp.Abs,
-    "erf": sp.erf,  # an exact GELU's; JAX kernels only (NumPy has no erf)
+    "erf": sp.erf,  # an exact GELU's; NumPy kernels call scipy.special.erf
 }
 
 

@@ -19,7 +19,6 @@ from derive.errors import BackpropInputError
 from .kernel_arithmetic import KernelArithmetic
 from .kernel_forms import masked_value
 from .line_layout import wrap_statement
-from .numpy_forms import NO_NUMPY_FORM
 
 # Array functions with the same name in NumPy and jax.numpy (SymPy name -> array name).
 ELEMENTWISE = {
@@ -43,6 +42,12 @@ ELEMENTWISE = {
     "log1p": "log1p",
     "floor": "floor",
     "ceiling": "ceil",
+}
+
+# Functions neither array module has, imported by name from the SciPy beside it (SymPy name
+# -> the import, by array module): an exact GELU's erf (measured in numpy_forms).
+SCIPY_SPECIAL = {
+    "erf": {"np": "from scipy.special import erf", "jnp": "from jax.scipy.special import erf"},
 }
 
 # Helpers a kernel defines once and calls by name: stable forms of two textbook functions.
@@ -88,6 +93,7 @@ class KernelPrinter(KernelArithmetic):
     def __init__(self, settings=None):
         super().__init__(settings)
         self.helpers_used: set[str] = set()
+        self.imports_used: set[str] = set()  # beyond the target's: ``from scipy.special ...``
 
     # -- module-level pieces (what differs between targets)
 
@@ -178,16 +184,24 @@ class KernelPrinter(KernelArithmetic):
     # -- functions
 
     def _print_Function(self, expr):
+        name = self.elementwise_call(expr)
+        if name is not None:
+            return f"{name}({self._args(expr)})"
+        raise NotImplementedError(
+            f"{self.target} printer: no array form for the function {type(expr).__name__!r} "
+            f"in {expr}"
+        )
+
+    def elementwise_call(self, expr) -> str | None:
+        """The name an array function of ``expr``'s kind is called by (``np.tanh``; ``erf``,
+        imported from the SciPy beside the array module), or None if it has none."""
         name = type(expr).__name__
         if name in ELEMENTWISE:
-            return f"{self.module}.{ELEMENTWISE[name]}({self._args(expr)})"
-        if name in NO_NUMPY_FORM:  # a target with a form of its own prints it (JAX's erf)
-            raise BackpropInputError(
-                f"no NumPy kernel computes {name} (in {expr}): {NO_NUMPY_FORM[name]}"
-            )
-        raise NotImplementedError(
-            f"{self.target} printer: no array form for the function {name!r} in {expr}"
-        )
+            return f"{self.module}.{ELEMENTWISE[name]}"
+        if name in SCIPY_SPECIAL:
+            self.imports_used.add(SCIPY_SPECIAL[name][self.module])
+            return name
+        return None
 
     _print_exp = _print_log = _print_Abs = _print_sign = _print_Function
 

@@ -32,6 +32,7 @@ class ModuleWriter:
         self.printer_class = printer_class
         self.np = printer_class.module
         self.helpers: set[str] = set()
+        self.imports: set[str] = set()  # beyond the target's, as the printers used them
         self.data = DataLines(program, self.np, dtype)
         self.ranks = program.ranks
         # a NumPy kernel can write its gradients into the caller's arrays (out_arrays)
@@ -157,6 +158,7 @@ class ModuleWriter:
             for text, kind in self._statement_lines(s, local, names, plan, adjoints):
                 body.append((text, s.node, kind))
         self.helpers |= local.helpers_used
+        self.imports |= local.imports_used
         signature = _signature(function) + (", masks=None" if self.data.masks else "")
         doc = _DOCS[function] + (_MASKS_DOC if self.data.masks else "")
         if function == "loss_and_grads" and self.writes_out:
@@ -231,7 +233,7 @@ class ModuleWriter:
         for text in self._module_doc():
             add(text)
         add("")
-        for text in printer.imports:
+        for text in (*printer.imports, *sorted(self.imports)):  # SciPy's erf after NumPy
             add(text)
         add("")
         add(f"PARAMS = {self._params_literal()}")

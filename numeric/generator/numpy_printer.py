@@ -16,7 +16,7 @@ from sympy.printing.precedence import PRECEDENCE
 from derive.ops import m as BATCH
 
 from .kernel_forms import masked_value, plain_product
-from .kernel_printer import ELEMENTWISE, KernelPrinter
+from .kernel_printer import KernelPrinter
 from .numpy_forms import HELPERS, select_by_masks
 
 
@@ -116,10 +116,10 @@ class NumPyPrinter(KernelPrinter):
             return self._into(expr, out)
         inner = next(a for a in expr.args if a.has(symbol))
         rest = [a for a in expr.args if a is not inner]
-        name = type(expr).__name__
-        if isinstance(expr, sp.Function) and name in ELEMENTWISE and len(expr.args) == 1:
+        call = self._ufunc(expr)
+        if call is not None:
             chain = self._chain_into(inner, symbol, out)
-            return chain and f"{np_}.{ELEMENTWISE[name]}({chain}, out={out})"
+            return chain and f"{call}({chain}, out={out})"
         if isinstance(expr, Pow) and inner is expr.base and expr.exp == 2:
             chain = self._chain_into(inner, symbol, out)
             return chain and f"{np_}.square({chain}, out={out})"
@@ -135,14 +135,21 @@ class NumPyPrinter(KernelPrinter):
             return chain and f"{np_}.multiply({chain}, {self._print(sp.Mul(*rest))}, out={out})"
         return None
 
+    def _ufunc(self, expr) -> str | None:
+        """The ufunc an array function of one argument is (``np.tanh``, SciPy's ``erf``), which
+        takes ``out=``; None for any other expression."""
+        if not isinstance(expr, sp.Function) or len(expr.args) != 1:
+            return None
+        return self.elementwise_call(expr)
+
     def _into(self, expr, out: str) -> str | None:
         np_ = self.module
-        name = type(expr).__name__
         if isinstance(expr, sp.MatMul):
             coeff, (a, b) = expr.as_coeff_matrices()
             return f"{np_}.matmul({self._print(a)}, {self._print(b)}, out={out})"
-        if isinstance(expr, sp.Function) and name in ELEMENTWISE and len(expr.args) == 1:
-            return f"{np_}.{ELEMENTWISE[name]}({self._print(expr.args[0])}, out={out})"
+        call = self._ufunc(expr)
+        if call is not None:
+            return f"{call}({self._print(expr.args[0])}, out={out})"
         if isinstance(expr, sp.Piecewise):
             masked = masked_value(expr)
             if masked is None:

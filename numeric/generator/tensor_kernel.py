@@ -71,6 +71,7 @@ class TensorKernelWriter(LayerCode):
             '"""',
             "",
             *self.target.imports,
+            *sorted(self.printer.imports_used),  # SciPy's erf
             *(self.target.loop_imports if self.loops else ()),
             *(self.target.window_helpers if any(self.conv_cols.values()) else ()),
             "",
