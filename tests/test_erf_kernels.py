@@ -62,11 +62,13 @@ MODELS = {
 
 
 def _data(model, rows=6, seed=0):
+    """X and Y for ``model``: rows of Y on the simplex for a cross-entropy, normal otherwise."""
     rng = np.random.default_rng(seed)
     shapes = model.data_shapes(rows)
     X = rng.normal(size=shapes["X"])
-    Y = rng.dirichlet(np.ones(shapes["Y"][1]), size=rows) if "cce loss" in model.choices() else None
-    return X, rng.normal(size=shapes["Y"]) if Y is None else Y
+    if "cce loss" in model.choices():
+        return X, rng.dirichlet(np.ones(shapes["Y"][1]), size=rows)
+    return X, rng.normal(size=shapes["Y"])
 
 
 @pytest.mark.parametrize("case", MODELS)
