@@ -37,8 +37,12 @@ def test_example_files_derive_codegen_and_check(path, capsys, tmp_path):
     for target in ("numpy", "jax"):
         out = tmp_path / f"{target}.py"
         assert main(["codegen", str(path), "--target", target, "-o", str(out)]) == 0
-        # a network with dropout layers takes their keep masks too (masks=None: evaluation)
-        assert re.search(r"def loss_and_grads\(params, X, Y(, masks=None)?\):", out.read_text())
+        # a network with dropout layers takes their keep masks too (masks=None: evaluation),
+        # and a NumPy kernel arrays to write its gradients into (out=None: new ones)
+        signature = r"def loss_and_grads\(params, X, Y(, masks=None)?" + (
+            r", out=None\):" if target == "numpy" else r"\):"
+        )
+        assert re.search(signature, out.read_text())
     assert main(["check", str(path), "--batch", "4"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("ok: kernel, JAX and FD agree")
 

@@ -3,8 +3,9 @@ kernel module. The package exports the function as ``numeric.codegen``; this mod
 named ``codegen``, so that name is never both) holds it and the :class:`Program` it prints.
 
 The kernel is the Derivation read aloud: one line per forward node (``Z1 = X @ W1 + b1``),
-one line per backward step (``dZ2 = (A2 - Y) / m``, ``dW2 = A1.T @ dZ2``), each with the
-formula it implements in a comment. Nothing here knows an activation or a loss by name; a
+one line per backward step (``dZ2 = (A2 - Y) / m``, ``dA1 = dZ2 @ W2.T``), each with the
+formula it implements in a comment (a gradient is written into the caller's array when it
+passes ``out=``: ``np.matmul(A1.T, dZ2, out=...)``, commented ``dW2 = A1ᵀ dZ2``). Nothing here knows an activation or a loss by name; a
 new registry entry reaches the kernels through the expressions the Derivation holds. What
 codegen adds is what a careful person adds when writing the same code by hand:
 
@@ -25,7 +26,7 @@ the data lines of :mod:`.data_lines`, the shared values of :mod:`.shared_values`
 >>> import derive
 >>> kernel = codegen(derive.mlp([4, 3, 2], activation="tanh").derive())
 >>> [line.strip() for line in kernel.source.splitlines() if line.strip().startswith("dW2 =")]
-['dW2 = A1.T @ dZ2  # dW2 = A1ᵀ dZ2']
+['dW2 = np.matmul(A1.T, dZ2, out=grads_out.get("W2"))  # dW2 = A1ᵀ dZ2']
 """
 
 from __future__ import annotations
