@@ -70,8 +70,8 @@ class NumPyPrinter(KernelPrinter):
         if product is None:
             return None
         other = next(arg for arg in expr.args if arg is not product)
-        if isinstance(other, sp.MatMul) and other.as_coeff_matrices()[0] != 1:
-            return None
+        if isinstance(other, sp.MatMul) and not other.as_coeff_matrices()[0].is_positive:
+            return None  # ``Z += -b`` reads worse than the sum; weight decay's ``W/10`` is fine
         return self.doprint_into(product, out), self._print(other)
 
     def factor_into(self, expr, out: str, scratch: tuple[str, ...], name: str):
