@@ -112,7 +112,9 @@ def _flat_only(layer, shape: tuple) -> tuple:
 
 
 def _pool_rules(stage) -> dict:
-    return {type(stage.layer).__name__: tensor_ops.pooling()}
+    average = isinstance(stage.layer, AvgPool2D)
+    rule = tensor_ops.average_pooling() if average else tensor_ops.max_pooling()
+    return {type(stage.layer).__name__: rule}
 
 
 LAYER_RULES: dict[type, LayerRule] = {

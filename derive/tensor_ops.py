@@ -9,8 +9,8 @@ names (the rewrite is a change of summation variable; tests check it at small si
   ``dK`` = cross-correlation of ``X`` with ``dZ``, ``db = Σ dZ``, ``dX`` = full convolution of
   ``dZ`` (dilated by the stride) with the flipped kernel;
 * pooling ``Z = Σ_{i,j} X[n, s h + i, s w + j, c] R[...]`` with ``R = 1/s²`` (average) or the
-  arg-max indicator (max; SymPy's ``diff`` of ``Max`` is that indicator almost everywhere):
-  ``dX = R ⊙ dZ`` upsampled (each entry's one window is ``⌊y/s⌋``);
+  arg-max indicator (max, ``Z = max_{i,j} X[...]``; SymPy's ``diff`` of ``Max`` is that
+  indicator almost everywhere): ``dX = R ⊙ dZ`` upsampled (each entry's one window is ``⌊y/s⌋``);
 * flatten ``Z[n, (y W + x) C + c] = X[n, y, x, c]``: ``dX`` is ``dZ`` reshaped;
 * mean over time, and attention's products (``Q = X W_q``, ``S = Q Kᵀ/√d_k``, ``O = P V``);
   attention's softmax rule is the registry's row rule (:func:`derive.rules.activation_vjp`).
@@ -18,11 +18,13 @@ names (the rewrite is a change of summation variable; tests check it at small si
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cache
 
 import sympy as sp
 from sympy import IndexedBase, Sum
+from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from .index_calculus import Contraction, vjp
 from .ops import m
@@ -125,9 +127,37 @@ def _kernel_offset(grad: Contraction, index: sp.Symbol) -> sp.Expr:
 
 # -- pooling, flatten, mean over time ------------------------------------------------------
 
-POOL = Sum(X[n, s * h + i, s * w + j, c] * R[n, s * h + i, s * w + j, c], (i, 0, s - 1),
-           (j, 0, s - 1))  # fmt: skip
+
+class Maximum(ExprWithLimits):
+    """``max_{i, j} f(i, j)`` over index ranges, as :class:`~sympy.Sum` is ``Σ``. At number
+    bounds ``doit`` writes it out as SymPy's ``Max`` of the entries, which SymPy differentiates.
+
+    >>> Maximum(X[n, i], (i, 0, 1)).doit()
+    Max(X[n, 0], X[n, 1])
+    """
+
+    def doit(self, **hints):
+        if not all(bound.is_Integer for _, lo, hi in self.limits for bound in (lo, hi)):
+            return self
+        ranges = [range(int(lo), int(hi) + 1) for _, lo, hi in self.limits]
+        indices = [index for index, _, _ in self.limits]
+        return sp.Max(*[self.function.xreplace(dict(zip(indices, point)))
+                        for point in itertools.product(*ranges)])  # fmt: skip
+
+
+_WINDOW = ((i, 0, s - 1), (j, 0, s - 1))  # a pool's window: stride s, the window's size
+POOL = Sum(X[n, s * h + i, s * w + j, c] * R[n, s * h + i, s * w + j, c], *_WINDOW)
+AVERAGE_POOL = Sum(X[n, s * h + i, s * w + j, c], *_WINDOW) / s**2
+MAX_POOL = Maximum(X[n, s * h + i, s * w + j, c], *_WINDOW)
 _POOL_OUT = (*_IMAGE_OUT, (c, 0, C_in - 1))
+
+
+def _pool_rule(definition: sp.Expr) -> Rule:
+    """A pool's input gradient derived from ``definition``, and its one-window form."""
+    ranges = (*_IMAGE_IN, (0, C_in - 1))
+    derived = vjp(Z[n, h, w, c], definition, _POOL_OUT, dZ, X, (p, q, r, v), ranges)
+    return Rule(sp.Eq(Z[n, h, w, c], definition, evaluate=False), {"X": derived},
+                {"X": _one_window(derived)})  # fmt: skip
 
 
 @cache
@@ -137,10 +167,24 @@ def pooling() -> Rule:
     ``R`` is ``1/s²`` for the average and the arg-max indicator for the max (see
     :func:`max_derivative`); the stride is the size, so every entry has one window.
     """
-    ranges = (*_IMAGE_IN, (0, C_in - 1))
-    derived = vjp(Z[n, h, w, c], POOL, _POOL_OUT, dZ, X, (p, q, r, v), ranges)
-    named = _one_window(derived)
-    return Rule(sp.Eq(Z[n, h, w, c], POOL, evaluate=False), {"X": derived}, {"X": named})
+    return _pool_rule(POOL)
+
+
+@cache
+def average_pooling() -> Rule:
+    """:data:`AVERAGE_POOL`'s: ``dX[p, q, r, v] = dZ[p, ⌊q/s⌋, ⌊r/s⌋, v] / s²``."""
+    return _pool_rule(AVERAGE_POOL)
+
+
+@cache
+def max_pooling() -> Rule:
+    """:data:`MAX_POOL` (the largest entry of each window) and its gradient, :func:`pooling`'s
+    with ``R = ∂max/∂X`` (:func:`max_derivative`). ``max`` is positively homogeneous, so
+    ``max(x) = Σ_l x_l ∂max/∂x_l`` wherever the derivative exists: the max pool *is*
+    :data:`POOL` with that ``R``, and its vjp is POOL's (``R`` held at its value: a 0/1 step).
+    """
+    weighted = pooling()
+    return Rule(sp.Eq(Z[n, h, w, c], MAX_POOL, evaluate=False), weighted.derived, weighted.named)
 
 
 def _one_window(grad: Contraction) -> Contraction:
@@ -155,23 +199,26 @@ def _one_window(grad: Contraction) -> Contraction:
 
 @cache
 def max_derivative(size: int) -> tuple[sp.Expr, ...]:
-    """``d max(x_0, ..., x_{k-1}) / d x_l`` for a window of ``size × size``, by SymPy: a
+    """``d max(x_0, ..., x_{k-1}) / d x_l`` for a window of ``size × size`` (``x_l`` its
+    entries in row-major order), by SymPy from :data:`MAX_POOL` written out at that size: a
     product of Heaviside steps, 1 where ``x_l`` is the largest (ties: the first, as JAX)."""
+    entries = [X[0, row, col, 0] for row in range(size) for col in range(size)]
     window = sp.symbols(f"x0:{size * size}", real=True)
-    biggest = sp.Max(*window)
+    one = MAX_POOL.xreplace({s: size, n: 0, h: 0, w: 0, c: 0}).doit()
+    biggest = one.xreplace(dict(zip(entries, window)))
     return tuple(sp.diff(biggest, x_l) for x_l in window)
 
 
-FLATTEN = Sum(X[n, h, w, c] * sp.KroneckerDelta(k, (h * W + w) * C_in + c), (h, 0, H - 1),
-              (w, 0, W - 1), (c, 0, C_in - 1))  # fmt: skip
+FLAT = (h * W + w) * C_in + c  # the row-major position of (h, w, c), as NumPy's reshape
 
 
 @cache
 def flatten() -> Rule:
-    """``dX[p, q, r, v] = dZ[p, (q W + r) C + v]``: the adjoint of a reshape is the reshape back."""
-    out = ((n, 0, m - 1), (k, 0, H * W * C_in - 1))
-    grad = vjp(Z[n, k], FLATTEN, out, dZ, X, (p, q, r, v), (*_IMAGE_IN, (0, C_in - 1)))
-    return Rule(sp.Eq(Z[n, k], FLATTEN, evaluate=False), {"X": grad}, {"X": grad})
+    """``Z[n, (h W + w) C + c] = X[n, h, w, c]``: an index mapping (a reshape); its adjoint
+    ``dX[p, q, r, v] = dZ[p, (q W + r) C + v]`` is the reshape back."""
+    image = ((n, 0, m - 1), (h, 0, H - 1), (w, 0, W - 1), (c, 0, C_in - 1))
+    grad = vjp(Z[n, FLAT], X[n, h, w, c], image, dZ, X, (p, q, r, v), (*_IMAGE_IN, (0, C_in - 1)))
+    return Rule(sp.Eq(Z[n, FLAT], X[n, h, w, c], evaluate=False), {"X": grad}, {"X": grad})
 
 
 MEAN_OVER_TIME = Sum(X[n, t, e], (t, 0, T - 1)) / T
@@ -244,5 +291,5 @@ def dropout(rank: int) -> Rule:
     return Rule(sp.Eq(Z[out], expr, evaluate=False), {"A": grad}, {"A": grad})
 
 
-__all__ = ["Rule", "convolution", "dropout", "flatten", "max_derivative", "mean_over_time",
-           "pooling", "product"]  # fmt: skip
+__all__ = ["Maximum", "Rule", "average_pooling", "convolution", "dropout", "flatten",
+           "max_derivative", "max_pooling", "mean_over_time", "pooling", "product"]  # fmt: skip

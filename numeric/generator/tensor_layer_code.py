@@ -118,32 +118,34 @@ class LayerCode:
 
     # -- MaxPool2D, AvgPool2D ----------------------------------------------------------------
 
-    def _pool_blocks(self, stage, src) -> None:
-        """The map cut into its ``size × size`` windows (cropped to whole ones, as Keras)."""
+    def _pool_forward(self, stage, src, comment: str) -> str:
+        """``A = <the pool's definition>``, the windows a reshape into blocks (stride = size);
+        the name of those blocks returned. A map the size does not divide is cropped to whole
+        windows (Keras): the definition reads no row past ``H_o s``."""
+        (rule,) = _rules(stage)
         size, (ho, wo, c) = stage.layer.size, stage.outputs
-        crop = (
-            "" if stage.inputs[:2] == (ho * size, wo * size) else f"[:, :{ho * size}, :{wo * size}]"
-        )
-        self.fwd.append(
-            f"{src}_blocks = {src}{crop}.reshape(m, {ho}, {size}, {wo}, {size}, {c})  # windows"
-        )
+        whole = stage.inputs[:2] == (ho * size, wo * size)
+        printer = self._printer({"X": src if whole else f"{src}[:, :{ho * size}, :{wo * size}]"},
+                                {T.s: size})  # fmt: skip
+        printer.tiles = True
+        code = printer.code(*_reduction(rule.definition, ("m", ho, wo, c)))
+        self.fwd += printer.setup
+        self.fwd.append(f"A{stage.k} = {code}  # A[n,h,w,c] = {comment}")
+        (blocks,) = printer.windows.values()
+        return blocks
 
     def _avg_pool_forward(self, stage, src) -> None:
-        self._pool_blocks(stage, src)
-        self.fwd.append(f"A{stage.k} = {src}_blocks.mean(axis=(2, 4))")
+        self._pool_forward(stage, src, f"Σ_ij {src}[n, s h + i, s w + j, c] / s²")
 
     def _max_pool_forward(self, stage, src) -> None:
         k, size, xp = stage.k, stage.layer.size, self.target.xp
-        self._pool_blocks(stage, src)
+        blocks = self._pool_forward(stage, src, f"max_ij {src}[n, s h + i, s w + j, c]")
         emit = self.fwd.append
-        emit(f"A{k} = {src}_blocks[:, :, 0, :, 0, :].copy()")
-        emit(self._positions(size, size) + "  # window positions; all pixels at once")
-        emit("    " + self.target.maximum_into(f"A{k}", f"{src}_blocks[:, :, i, :, j, :]"))
         # R: 1 at the first largest entry of each window in row-major order (JAX's choice)
-        emit(f"R{k} = {xp}.zeros({src}_blocks.shape, dtype=bool)")
+        emit(f"R{k} = {xp}.zeros({blocks}.shape, dtype=bool)")
         emit(f"unclaimed = {xp}.ones(A{k}.shape, dtype=bool)")
         emit(self._positions(size, size) + "  # window positions; all pixels at once")
-        emit(f"    first = ({src}_blocks[:, :, i, :, j, :] == A{k}) & unclaimed")
+        emit(f"    first = ({blocks}[:, :, i, :, j, :] == A{k}) & unclaimed")
         emit("    " + self.target.set_at(f"R{k}", "[:, :, i, :, j, :]", "first"))
         emit("    unclaimed &= ~first")
 
@@ -151,14 +153,7 @@ class LayerCode:
         self._pool_backward(stage, emit, _pool_rule(stage))
 
     def _avg_pool_backward(self, stage, src, first, emit) -> None:
-        """The max pool's rule with ``R = 1/size²``: every entry of a window gets a share."""
-        size = stage.layer.size
-        rule = _pool_rule(stage)
-        rule = Contraction(rule.target, rule.body.replace(
-            lambda f: isinstance(f, sp.Indexed) and f.base == T.R,
-            lambda f: sp.Rational(1, size * size),
-        ), rule.limits)  # fmt: skip
-        self._pool_backward(stage, emit, rule)
+        self._pool_backward(stage, emit, _pool_rule(stage))
 
     def _pool_backward(self, stage, emit, rule: Contraction) -> None:
         k, size, xp = stage.k, stage.layer.size, self.target.xp
@@ -178,7 +173,11 @@ class LayerCode:
     # -- Flatten, MeanOverTime, Dropout: no parameters -----------------------------------------
 
     def _flatten_forward(self, stage, src) -> None:
-        self.fwd.append(f"A{stage.k} = {src}.reshape(m, -1)  # Flatten: row-major, (y W + x) C + c")
+        (rule,) = _rules(stage)
+        height, width, channels = stage.inputs
+        printer = self._printer({"X": src}, {T.H: height, T.W: width, T.C_in: channels})
+        code = printer.code(_definition_sum(rule.definition), ("m", *stage.outputs))
+        self.fwd.append(f"A{stage.k} = {code}  # A[n, (h W + w) C + c] = {src}[n, h, w, c]")
 
     def _mean_forward(self, stage, src) -> None:
         (rule,) = _rules(stage)
@@ -195,7 +194,7 @@ class LayerCode:
         sizes = {T.H: shape[0], T.W: shape[-2] if len(shape) == 3 else 1, T.C_in: shape[-1],
                  T.T: shape[0], T.d: shape[-1]}  # fmt: skip
         code = self._printer({"dZ": f"dA{k}"}, sizes).code(rule, ("m", *shape))
-        emit(f"dA{k - 1} = {code}  # {type(stage.layer).__name__}: {rule.equation()}")
+        emit(f"dA{k - 1} = {code}  # {type(stage.layer).__name__}: {rule.target} = {rule.expr()}")
 
     def _dropout_forward(self, stage, src) -> None:
         k = stage.k
@@ -334,6 +333,18 @@ def _is_indicator(expr) -> bool:
         and expr.args[1].expr == 0
         and expr.args[1].cond == sp.true
     )
+
+
+def _reduction(definition: sp.Eq, shape) -> tuple:
+    """``(contraction, shape, reduce)`` for :meth:`ContractionPrinter.code`: a definition's
+    max over a window (:class:`derive.tensor_ops.Maximum`) is reduced by ``"max"``, a sum
+    (:func:`_definition_sum`) by ``"sum"``."""
+    (total,) = definition.rhs.find(T.Maximum) or [None]
+    if total is None:
+        return _definition_sum(definition), shape, "sum"
+    if total != definition.rhs:
+        raise NotImplementedError(f"a max inside an expression: {definition}")
+    return Contraction(definition.lhs, total.function, total.limits), shape, "max"
 
 
 def _definition_sum(definition: sp.Eq) -> Contraction:

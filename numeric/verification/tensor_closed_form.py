@@ -87,7 +87,18 @@ def _named(rule: T.Rule, operand: str, arrays: dict, sizes: dict, shape) -> np.n
 
 
 def _defined(rule: T.Rule, arrays: dict, sizes: dict, shape) -> np.ndarray:
-    return evaluate(rule.definition.rhs, arrays, sizes, _free(rule.definition.lhs, shape))
+    lhs, rhs = rule.definition.lhs, rule.definition.rhs
+    if all(ix.is_Symbol for ix in lhs.indices):
+        return evaluate(rhs, arrays, sizes, _free(lhs, shape))
+    # an index mapping (flatten's Z[n, (h W + w) C + c] = X[n, h, w, c]): each entry of the
+    # right-hand side, over the input's indices, goes where the left-hand side puts it
+    (source,) = rhs.atoms(sp.Indexed)
+    free = _free(source, arrays[source.base.label.name].shape)
+    values = evaluate(rhs, arrays, sizes, free)
+    where = tuple(evaluate(ix, {}, sizes, free).astype(np.int64) for ix in lhs.indices)
+    out = np.zeros(shape)
+    out[where] = values
+    return out
 
 
 def _elementwise(expr: sp.Expr, symbols: dict) -> np.ndarray:
