@@ -44,8 +44,9 @@ class Step:
 
 @dataclass(frozen=True)
 class LayerSteps:
-    """One layer of the sweep: its forward definitions, the sizes its rules are read at,
-    and its backward steps in the order the sweep takes them."""
+    """One layer of the sweep: its forward definitions (an Eq, or a tuple of Eqs of one
+    entry: the same value written several ways), the sizes its rules are read at, and its
+    backward steps in the order the sweep takes them."""
 
     stage: object
     definitions: list
@@ -184,43 +185,59 @@ _DENSE_WORDS = {"B": "dW = Aᵀ dZ", "b": "db = Σ_n dZ", "A": "dA = dZ Wᵀ"}
 
 
 def _dense(net, stage, src, first) -> LayerSteps:
+    """A Dense layer's widths are its numbers (``Σ_{e<1600}``): the rule's ``d`` and ``d_k``
+    are names of its own, which a reader of ``Dense(10)`` has no use for."""
     k = stage.k
     names = {"A": src, "B": f"W{k}", "b": f"b{k}", "Z": f"Z{k}", "dZ": f"dZ{k}"}
     rule = T.product("dense")
     steps = _into_z(net, stage) + _rule_steps(rule, names, "Bb" if first else "BbA", _DENSE_WORDS)
-    sizes = {T.d: stage.inputs[0], T.d_k: stage.layer.units}
-    return LayerSteps(stage, _definitions(rule, names), sizes, steps)
+    widths = {T.d: stage.inputs[0], T.d_k: stage.layer.units}
+    steps = [Step(at_sizes(st.derived, widths), at_sizes(st.named, widths), st.words)
+             for st in steps]  # fmt: skip
+    definitions = [at_sizes(eq, widths) for eq in _definitions(rule, names)]
+    return LayerSteps(stage, definitions, {}, steps)
+
+
+def at_sizes(obj, sizes: dict):
+    """``obj`` (an expression, an Eq, a Contraction or None) with ``sizes`` put in."""
+    if obj is None:
+        return None
+    if isinstance(obj, Contraction):
+        at = lambda e: sp.sympify(e).xreplace(sizes)  # noqa: E731
+        limits = tuple((ix, at(lo), at(hi)) for ix, lo, hi in obj.limits)
+        support = tuple((at(e), at(lo), at(hi)) for e, lo, hi in obj.support)
+        return Contraction(at(obj.target), at(obj.body), limits, support)
+    return obj.xreplace(sizes)
 
 
 def _pool(net, stage, src, first) -> LayerSteps:
     k, size = stage.k, stage.layer.size
     names = {"X": src, "R": f"R{k}", "Z": f"A{k}", "dZ": f"dA{k}"}
-    rule = T.pooling()
-    derived, named = rule.derived["X"], rule.named["X"]
     if isinstance(stage.layer, AvgPool2D):
-        named = _weights_are(named, 1 / T.s**2)
-        note = f"R{k} = 1/s² (average)"
+        rule, notes = T.average_pooling(), []
+        words = "dX = dZ / s² upsampled: each entry has one window, h = ⌊q/s⌋"
     else:
+        rule = T.max_pooling()
         window = T.max_derivative(size)[0]
-        note = (
-            f"R{k} = 1 at each window's arg-max, else 0; ties go to the first, as in JAX. "
+        notes = [
+            f"R{k} = ∂max/∂{src} in each window, so that max = Σ R{k} ⊙ {src} there: 1 at the "
+            f"window's arg-max, else 0; ties go to the first, as in JAX. "
             f"SymPy: ∂max(x0, ..., x{size * size - 1})/∂x0 = {window}"
-        )
-    words = "dX = R ⊙ dZ upsampled: each entry has one window, h = ⌊q/s⌋"
+        ]
+        words = "dX = R ⊙ dZ upsampled: each entry has one window, h = ⌊q/s⌋"
+    derived, named = rule.derived["X"], rule.named["X"]
+    definition = _definitions(rule, names)[0]
+    if isinstance(stage.layer, AvgPool2D):
+        definitions = [definition]
+    else:  # the max, as the sum with R that the backward rule differentiates, then as defined
+        definitions = [(_definitions(T.pooling(), names)[0], definition)]
     steps = [] if first else [Step(rename(derived, names), rename(named, names), words)]
     ho, wo, channels = stage.outputs
     sizes = {T.s: size, T.H: stage.inputs[0], T.W: stage.inputs[1], T.H_out: ho, T.W_out: wo,
              T.C_in: channels}  # fmt: skip
-    notes = [note]
     if stage.inputs[:2] != (ho * size, wo * size):
         notes.append("the map is cropped to whole windows, as Keras does: the rest gets 0")
-    return LayerSteps(stage, _definitions(rule, names), sizes, steps, notes)
-
-
-def _weights_are(grad: Contraction, weight) -> Contraction:
-    is_weight = lambda f: isinstance(f, sp.Indexed) and f.base == T.R  # noqa: E731
-    body = grad.body.replace(is_weight, lambda f: weight)
-    return Contraction(grad.target, body, grad.limits, grad.support)
+    return LayerSteps(stage, definitions, sizes, steps, notes)
 
 
 def _reshape(net, stage, src, first) -> LayerSteps:
@@ -282,4 +299,4 @@ def _three_branches(rule: Contraction, parts: dict) -> Step:
 _LAYERS = {Conv2D: _conv, Dense: _dense, MaxPool2D: _pool, Flatten: _reshape,
            MeanOverTime: _reshape, Dropout: _dropout, SelfAttention: _attention}  # fmt: skip
 
-__all__ = ["LayerSteps", "Step", "rename", "reverse_sweep", "softmax_rows"]
+__all__ = ["LayerSteps", "Step", "at_sizes", "rename", "reverse_sweep", "softmax_rows"]

@@ -18,11 +18,15 @@ from reports.tensor_steps import LayerSteps, reverse_sweep
 
 
 class _Printer(StrPrinter):
-    """SymPy's str printer with ``Σ_{i<n}`` for a sum."""
+    """SymPy's str printer with ``Σ_{i<n}`` for a sum, ``max_{i<n}`` for a max over indices."""
 
     def _print_Sum(self, expr):
         body = self.parenthesize(expr.function, 50, strict=True)  # only a sum of terms
         return f"{sum_indices(expr.limits)} {body}"
+
+    def _print_Maximum(self, expr):
+        body = self.parenthesize(expr.function, 50, strict=True)
+        return f"max{sum_indices(expr.limits)[1:]} {body}"
 
 
 def _text(expr) -> str:
@@ -82,10 +86,19 @@ def _sizes(sizes: dict) -> str:
     return ", ".join(f"{symbol} = {value}" for symbol, value in sizes.items())
 
 
+def _continued(lhs, rhs) -> str:
+    """``= rhs`` under the ``=`` of a line ``lhs = ...``: the same entry, another form."""
+    return " " * (len(_text(lhs)) + 3) + f"= {_text(rhs)}"
+
+
 def layer_text(layer: LayerSteps) -> list[str]:
     stage = layer.stage
-    out = [f"Layer {stage.k}, {_short(stage.layer)}   ({_sizes(layer.sizes)})"]
-    out += [f"  {contraction_text(eq)}" for eq in layer.definitions]
+    sizes = f"   ({_sizes(layer.sizes)})" if layer.sizes else ""
+    out = [f"Layer {stage.k}, {_short(stage.layer)}{sizes}"]
+    for forms in layer.definitions:
+        first, *others = forms if isinstance(forms, tuple) else (forms,)
+        out.append(f"  {contraction_text(first)}")
+        out += [_continued(first.lhs, other.rhs) for other in others]
     out += [f"  ({note})" for note in layer.notes]
     for step in layer.steps:
         out.append(f"  {contraction_text(step.derived)}")
