@@ -229,79 +229,91 @@ def torch_resmlp(params, X, Y):
 
 
 def mlp_floor(params, X, rng=None):
-    """The matrix products of one MLP pass, with operands prepared once.
-
-    Forward ``A_{l-1} @ W_l`` for every layer; backward ``A_{l-1}.T @ dZ_l`` for every layer
-    and ``dZ_l @ W_l.T`` for every layer but the first (nobody needs the gradient of X).
-    Returns a function of no arguments that runs just those products.
-    """
+    """The matrix products of one MLP pass: forward ``A_{l-1} @ W_l`` for every layer;
+    backward ``A_{l-1}.T @ dZ_l`` for every layer and ``dZ_l @ W_l.T`` for every layer but
+    the first (nobody needs the gradient of X). Returns ``(operands, products)``: arrays
+    made once, and a function of them returning the products (NumPy or jax.numpy)."""
     rng = rng or np.random.default_rng(0)
     depth = len(params) // 2
-    dtype = X.dtype
     m = X.shape[0]
-    acts = [X] + [
-        rng.standard_normal((m, params[f"W{k}"].shape[1])).astype(dtype) for k in range(1, depth)
-    ]
-    deltas = [rng.standard_normal((m, params[f"W{k}"].shape[1])).astype(dtype)
-              for k in range(1, depth + 1)]  # fmt: skip
-    weights = [params[f"W{k}"] for k in range(1, depth + 1)]
+    widths = [params[f"W{k}"].shape[1] for k in range(1, depth + 1)]
+    operands = {
+        "acts": [X] + [_draw(rng, m, n, X.dtype) for n in widths[:-1]],
+        "deltas": [_draw(rng, m, n, X.dtype) for n in widths],
+        "weights": [params[f"W{k}"] for k in range(1, depth + 1)],
+    }
 
-    def run():
-        for A, W in zip(acts, weights):
-            A @ W
+    def products(ops):
+        acts, deltas, weights = ops["acts"], ops["deltas"], ops["weights"]
+        out = [A @ W for A, W in zip(acts, weights)]
         for k in range(depth - 1, -1, -1):
-            acts[k].T @ deltas[k]
+            out.append(acts[k].T @ deltas[k])
             if k > 0:
-                deltas[k] @ weights[k].T
+                out.append(deltas[k] @ weights[k].T)
+        return out
 
-    return run
+    return operands, products
 
 
 def logreg_floor(params, X, rng=None):
     """``X @ w`` and ``X.T @ dz``: the two matrix-vector products of logistic regression."""
     rng = rng or np.random.default_rng(0)
-    w = params["w"]
-    dz = rng.standard_normal(X.shape[0]).astype(X.dtype)
-
-    def run():
-        X @ w
-        X.T @ dz
-
-    return run
+    operands = {"X": X, "w": params["w"], "dz": rng.standard_normal(len(X)).astype(X.dtype)}
+    return operands, lambda ops: [ops["X"] @ ops["w"], ops["X"].T @ ops["dz"]]
 
 
 def resmlp_floor(params, X, rng=None):
     """The matrix products of one residual-MLP pass: per block ``H Wa`` and ``A Wb`` forward,
     ``Aᵀ dH``, ``dH Wbᵀ``, ``Hᵀ dZ`` and ``dZ Waᵀ`` backward (not the last for the first
-    block: nobody needs the gradient of X); the output layer's ``H Wo``, ``Hᵀ dZ``, ``dZ Woᵀ``."""
+    block: nobody needs the gradient of X); the output layer's ``H Wo``, ``Hᵀ dZ``, ``dZ Woᵀ``.
+    ``(operands, products)`` as :func:`mlp_floor`."""
     rng = rng or np.random.default_rng(0)
-    layers = [(params[w], params[b]) for w, b in _pairs(params)]
-    blocks, (Wo, _) = layers[:-1], layers[-1]
+    layers = [params[w] for w, _ in _pairs(params)]
+    blocks, Wo = layers[:-1], layers[-1]
     m, width = X.shape
+    Was, Wbs = blocks[0::2], blocks[1::2]
+    operands = {
+        "Was": Was, "Wbs": Wbs, "Wo": Wo,
+        "H": [X] + [_draw(rng, m, width, X.dtype) for _ in Was],  # each block's input, the last
+        "A": [_draw(rng, m, Wa.shape[1], X.dtype) for Wa in Was],
+        "dH": _draw(rng, m, width, X.dtype),
+        "dZ": [_draw(rng, m, Wa.shape[1], X.dtype) for Wa in Was],
+        "dZo": _draw(rng, m, Wo.shape[1], X.dtype),
+    }  # fmt: skip
 
-    def draw(n):
-        return rng.standard_normal((m, n)).astype(X.dtype)
-
-    H = [X] + [draw(width) for _ in range(len(blocks) // 2)]
-    A = [draw(Wa.shape[1]) for Wa, _ in blocks[0::2]]
-    dH, dZ, dZo = draw(width), [draw(Wa.shape[1]) for Wa, _ in blocks[0::2]], draw(Wo.shape[1])
-
-    def run():
-        for k, ((Wa, _), (Wb, _)) in enumerate(zip(blocks[0::2], blocks[1::2])):
-            H[k] @ Wa
-            A[k] @ Wb
-        H[-1] @ Wo
-        H[-1].T @ dZo
-        dZo @ Wo.T
+    def products(ops):
+        H, A, dH, dZ, dZo = ops["H"], ops["A"], ops["dH"], ops["dZ"], ops["dZo"]
+        out = []
+        for k, (Wa, Wb) in enumerate(zip(ops["Was"], ops["Wbs"])):
+            out += [H[k] @ Wa, A[k] @ Wb]
+        out += [H[-1] @ ops["Wo"], H[-1].T @ dZo, dZo @ ops["Wo"].T]
         for k in range(len(A) - 1, -1, -1):
-            (Wa, _), (Wb, _) = blocks[2 * k], blocks[2 * k + 1]
-            A[k].T @ dH
-            dH @ Wb.T
-            H[k].T @ dZ[k]
+            out += [A[k].T @ dH, dH @ ops["Wbs"][k].T, H[k].T @ dZ[k]]
             if k > 0:
-                dZ[k] @ Wa.T
+                out.append(dZ[k] @ ops["Was"][k].T)
+        return out
 
-    return run
+    return operands, products
+
+
+def _draw(rng, m, n, dtype):
+    return rng.standard_normal((m, n)).astype(dtype)
+
+
+def numpy_floor(kind, params, X):
+    """The GEMM-only floor in NumPy: a function of no arguments running the products."""
+    operands, products = FLOORS[kind](params, X)
+    return lambda: products(operands)
+
+
+def jax_floor(kind, params, X):
+    """The same products under ``jax.jit`` (XLA's own matrix products, not OpenBLAS's),
+    on the same operands: what JAX's ``value_and_grad`` could reach at best."""
+    import jax
+
+    operands, products = FLOORS[kind](params, X)
+    on_device, compiled = jax.device_put(operands), jax.jit(products)
+    return lambda: jax.block_until_ready(compiled(on_device))
 
 
 NUMPY = {

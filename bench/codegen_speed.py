@@ -14,7 +14,11 @@ same round*, so drifts of a shared machine cancel;
 ``quartiles`` are those of the per-round ratios.
 
 * ``floor``       just the matrix products the pass needs (``bench.baselines``);
+* ``jax-floor``   the same products under ``jax.jit``: XLA's matrix products, not OpenBLAS's
+                  (below 1 where JAX's floor is lower than NumPy's);
 * ``generated``   ``numeric.codegen`` NumPy kernel, ``loss_and_grads``;
+* ``gen-out``     the same, writing the gradients into arrays kept between calls (``out=``,
+                  as ``numeric.train`` does);
 * ``numpy``       hand-written NumPy backprop (``bench.baselines``);
 * ``jax``         ``jax.jit(jax.value_and_grad(cost))`` of a forward written in jax.numpy;
 * ``gen-jax``     the generated kernel with ``target="jax"`` (compiled with ``jax.jit``);
@@ -196,9 +200,12 @@ def _run_case(case, budget, np, jax, torch, baselines, codegen, clock) -> list[d
     jax_fn = baselines.jax_value_and_grad(baselines.JAX[kind])
     gen_jax = jax_kernel.module._loss_and_grads
 
+    out = {name: np.empty_like(value) for name, value in params.items()}
     variants = {
-        "floor": baselines.FLOORS[kind](params, X),
+        "floor": baselines.numpy_floor(kind, params, X),
+        "jax-floor": baselines.jax_floor(kind, params, X),
         "generated": lambda: kernel.loss_and_grads(params, X, Y),
+        "gen-out": lambda: kernel.loss_and_grads(params, X, Y, out=out),
         "numpy": lambda: baselines.NUMPY[kind](params, X, Y),
         "jax": lambda: jax.block_until_ready(jax_fn(jparams, jX, jY)),
         "gen-jax": lambda: jax.block_until_ready(gen_jax(jparams, jX, jY)),
