@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import inspect
 import linecache
+import math
 import re
 import types
 from functools import cached_property
@@ -123,21 +125,43 @@ class Kernel:
         return self._checked("loss_and_grads")
 
     def _checked(self, function: str):
-        """The module's function, first checking X and Y: a list X or a Y of the wrong shape
-        gets a message saying what to pass, not an error from deep inside NumPy."""
-        call = getattr(self.module, function)
-        model = getattr(self.derivation, "model", None)
+        """The module's function, first checking its arguments against the model's shapes (X,
+        Y, the parameters, the dropout masks): a list X, a Y, W or mask of the wrong shape gets
+        a message saying what to pass, not an error from deep inside NumPy nor, worse, a
+        gradient NumPy broadcast silently. Data that is not finite is refused too, once the
+        result shows it (scanning X before every call would cost more than the kernel)."""
+        made = self.__dict__.setdefault("_checked_functions", {})  # made once: calls are hot
+        if function not in made:
+            made[function] = self._checking(function)
+        return made[function]
+
+    def _checking(self, function: str):
+        after_x = _arguments_after_x(getattr(self.module, function))
+        y_at = after_x.index("Y") if "Y" in after_x else None  # forward takes no Y
+        masks_at = after_x.index("masks") if "masks" in after_x else len(after_x)
 
         def checked(params, X, *rest, **kwargs):
-            data = {"X": X} if function == "forward" else {"X": X, "Y": rest[0] if rest else None}
-            _check_data(model, data)
-            if self.network is not None:
-                _check_network(self.network, params, data, kwargs.get("masks"))
-            return call(params, X, *rest, **kwargs)
+            Y = None if y_at is None else rest[y_at] if len(rest) > y_at else kwargs.get("Y")
+            masks = rest[masks_at] if len(rest) > masks_at else kwargs.get("masks")
+            self._call_shapes.check(params, X, Y, masks)
+            result = getattr(self.module, function)(params, X, *rest, **kwargs)
+            if not _finite(result[0] if isinstance(result, tuple) else result):
+                _check_finite(X, Y)
+            return result
 
         checked.__name__ = checked.__qualname__ = function
-        checked.__doc__ = call.__doc__
+        checked.__doc__ = getattr(self.module, function).__doc__
         return checked
+
+    @cached_property
+    def _call_shapes(self) -> CallShapes:
+        """What a call must fit, read from the model once (see :class:`CallShapes`)."""
+        if self.network is not None:
+            return CallShapes.of(self.network, "the network", self.params)
+        model = getattr(self.derivation, "model", None)
+        if model is None:  # a kernel file: its PARAMS are all it says
+            return CallShapes(None, None, self.params, None)
+        return CallShapes.of(model, model.spec, self.params)
 
     def save(self, path) -> Path:
         """Write the module to ``path`` (a ``.py`` file, or a directory to put one in)."""
@@ -190,66 +214,167 @@ def _shapes(params, path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _check_data(model, data: dict) -> None:
-    for name, value in data.items():
-        if value is None:
+class CallShapes:
+    """The shapes a kernel's call must fit, worked out once per kernel: a Model's sizes are
+    SymPy expressions, and reading them at every call cost 6 to 30 µs, more than the kernel
+    of a small model. ``data`` and ``masks`` give each array's shape after the batch axis
+    (its rows are the rows of X); ``masks`` also the keep probability. ``owner`` names the
+    model in messages; ``data`` and ``masks`` are None for a kernel file, which says
+    nothing of them."""
+
+    def __init__(self, owner: str | None, data: dict | None, params: dict, masks: dict | None):
+        self.owner, self.data, self.params, self.masks = owner, data, dict(params), masks
+        self._names, self._shapes = tuple(self.params), list(self.params.values())
+        self._tails = (data["X"], data["Y"]) if data is not None else None
+
+    @classmethod
+    def of(cls, model, owner: str, params: dict) -> CallShapes:
+        """A Model's or a TensorNetwork's shapes (``data_shapes("m")`` marks the batch axis)."""
+        data = {}
+        for name, shape in model.data_shapes("m").items():
+            if shape[0] != "m" or "m" in shape[1:]:
+                raise ValueError(f"{name} of {owner} has no batch axis first: {shape}")
+            data[name] = tuple(int(n) for n in shape[1:])
+        return cls(owner, data, params, mask_shapes(model))
+
+    def check(self, params, X, Y, masks) -> None:
+        """Each argument against its shape; the first that does not fit raises, naming the
+        shape it has and the one it should have. Masks of None (evaluation) always fit."""
+        if not self._fits(params, X, Y):
+            self._explain(params, X, Y)
+        if masks is not None and self.masks is not None:
+            self._check_masks(masks, X.shape[0])
+
+    def _fits(self, params, X, Y) -> bool:
+        """The quick test: shape tuples compared, about 1 µs a call. False: look closer
+        (``X.dtype`` is asked for too: a DataFrame has a shape, but no dtype)."""
+        try:
+            x = X.shape
+            fits = X.dtype is not None and [params[n].shape for n in self._names] == self._shapes
+            if self._tails is not None:
+                fits = fits and x[1:] == self._tails[0]
+                fits = fits and (
+                    Y is None or Y.dtype is not None and Y.shape == (x[0], *self._tails[1])
+                )
+            return fits
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return False
+
+    def _explain(self, params, X, Y) -> None:
+        """What :meth:`_fits` found wrong, as an error (none: a list parameter, say, fits)."""
+        _check_arrays(X, Y)
+        if self.data is not None:
+            self._check_data(X, Y)
+        check_params(self.params, params)
+
+    def _check_data(self, X, Y) -> None:
+        if X.ndim == 0:
+            raise BackpropInputError(f"X must have a row per example, got a 0-d array {X}")
+        rows = X.shape[0]
+        for name, value in (("X", X), ("Y", Y)):
+            if value is not None and tuple(value.shape) != (rows, *self.data[name]):
+                raise BackpropInputError(
+                    f"{name} has shape {tuple(value.shape)}; {self.owner} takes {name} of "
+                    f"shape {(rows, *self.data[name])} for a batch of {rows}"
+                )
+
+    def _check_masks(self, masks, rows: int) -> None:
+        """One mask per dropout layer (a model without dropout takes none), each (rows, its
+        layer's width), holding 0 and 1 only."""
+        if not self.masks:
+            got = ", ".join(map(str, masks)) if isinstance(masks, dict) else type(masks).__name__
+            raise BackpropInputError(
+                f"{self.owner} has no dropout layer: its kernel takes no masks, got {got or '{}'}"
+            )
+        if not isinstance(masks, dict):
+            raise TypeError(f"masks must be a dict of arrays by name, got {type(masks).__name__}")
+        missing = [name for name in self.masks if name not in masks]
+        unknown = [str(name) for name in masks if name not in self.masks]
+        if missing or unknown:
+            what = f"no {', '.join(missing)}" if missing else ", ".join(unknown)
+            raise BackpropInputError(
+                f"masks has {what}; the masks of {self.owner} are {', '.join(self.masks)} "
+                "(one per dropout layer)"
+            )
+        for name, (shape, keep) in self.masks.items():
+            if np.shape(masks[name]) != (rows, *shape):
+                raise BackpropInputError(
+                    f"mask {name} has shape {np.shape(masks[name])}; for a batch of {rows} it "
+                    f"must have shape {(rows, *shape)} (the shape of its layer's input)"
+                )
+            _check_keep_mask(name, masks[name], keep)
+
+
+def _arguments_after_x(function) -> list[str]:
+    """The names of a kernel function's arguments after ``params, X``: ``["Y", "masks",
+    "out"]`` for a ``loss_and_grads`` with dropout, say (masks may be passed by position)."""
+    try:
+        return list(inspect.signature(function).parameters)[2:]
+    except (TypeError, ValueError):  # not a Python function: Y by position, masks by name
+        return ["Y"]
+
+
+def _check_arrays(X, Y) -> None:
+    for name, value in (("X", X), ("Y", Y)):
+        if value is None and name == "Y":  # forward takes no Y
             continue
         if not (hasattr(value, "shape") and hasattr(value, "dtype")):
             got = type(value).__name__
             raise TypeError(f"{name} must be a NumPy array, got {got}: pass np.asarray({name})")
-    if model is None or not hasattr(model, "data_shapes") or not hasattr(data["X"], "ndim"):
+
+
+def _check_keep_mask(name: str, mask, keep: float) -> None:
+    """A keep mask is 1 (kept) or 0 (dropped); the kernel divides by ``keep`` itself, so a
+    mask already scaled (1/keep for a kept entry, as some libraries draw it) would be scaled
+    twice."""
+    mask = np.asarray(mask)
+    if mask.dtype == bool or np.count_nonzero(mask) == np.count_nonzero(mask == 1):
         return
-    if data["X"].ndim == 0:
-        raise BackpropInputError(f"X must have a row per example, got a 0-d array {data['X']}")
-    want = model.data_shapes(data["X"].shape[0])
-    for name, value in data.items():
-        if value is not None and tuple(value.shape) != tuple(want[name]):
-            raise BackpropInputError(
-                f"{name} has shape {tuple(value.shape)}; {model.spec} takes {name} of shape "
-                f"{tuple(want[name])} for a batch of {data['X'].shape[0]}"
-            )
+    index = tuple(int(i) for i in np.argwhere((mask != 0) & (mask != 1))[0])
+    raise BackpropInputError(
+        f"mask {name}{list(index)} is {mask[index]}; a keep mask holds 1 (kept) and 0 "
+        f"(dropped) only: the kernel divides by the keep probability {float(keep):g} itself"
+    )
 
 
-def mask_shapes(network) -> dict[str, tuple[tuple[int, ...], float]]:
-    """A tensor network's dropout masks: name -> (shape of one example's mask, keep
-    probability); a mask has the shape of its layer's input."""
-    keep = network.masks
+def _finite(value) -> bool:
+    """Whether a kernel's cost (a float) or output (an array) is finite; True for anything
+    else (a kernel file may return what it likes)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    try:
+        return bool(np.isfinite(value).all())
+    except TypeError:
+        return True
+
+
+def _check_finite(X, Y) -> None:
+    """Refuse data that is not finite, naming its first such entry (called only when a
+    result is not finite: a NaN from the parameters or an overflow passes on as it is)."""
+    for name, value in (("X", X), ("Y", Y)):
+        value = None if value is None else np.asarray(value)
+        if value is None or value.dtype.kind not in "fc" or np.isfinite(value).all():
+            continue
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+        raise BackpropInputError(
+            f"{name}{list(index)} is {value[index]}: the data must be finite numbers"
+        )
+
+
+def mask_shapes(model) -> dict[str, tuple[tuple[int, ...], float]]:
+    """The dropout masks of a dense Model or a tensor network: name -> (shape of one
+    example's mask, keep probability); a mask has the shape of its layer's input."""
+    if hasattr(model, "stages"):  # a TensorNetwork
+        keep = model.masks
+        return {
+            f"M{st.k}": (tuple(st.inputs), keep[f"M{st.k}"])
+            for st in model.stages
+            if f"M{st.k}" in keep
+        }
     return {
-        f"M{st.k}": (tuple(st.inputs), keep[f"M{st.k}"])
-        for st in network.stages
-        if f"M{st.k}" in keep
+        node.name: (tuple(model._size(n) for n in node.shape[1:]), float(node.op.keep))
+        for node in model.by_role("mask")
     }
-
-
-def _check_network(network, params, data: dict, masks) -> None:
-    """X, Y, the parameters and the dropout masks of a tensor kernel's call against the
-    network's shapes: a wrong one is named with the shape it should have, before NumPy
-    fails on it with a message about axes."""
-    X = data["X"]
-    if X.ndim == 0:
-        raise BackpropInputError(f"X must have a row per example, got a 0-d array {X}")
-    rows = X.shape[0]
-    want = network.data_shapes(rows)
-    for name, value in data.items():
-        if value is not None and tuple(value.shape) != tuple(want[name]):
-            raise BackpropInputError(
-                f"{name} has shape {tuple(value.shape)}; the network takes {name} of shape "
-                f"{tuple(want[name])} for a batch of {rows}"
-            )
-    check_params(network.param_shapes(), params)
-    if masks is None:
-        return
-    if not isinstance(masks, dict):
-        raise TypeError(f"masks must be a dict of arrays by name, got {type(masks).__name__}")
-    for name, (shape, _) in mask_shapes(network).items():
-        if name not in masks:
-            raise BackpropInputError(f"masks has no {name}; this network's masks are "
-                                     f"{', '.join(network.masks)}")  # fmt: skip
-        if np.shape(masks[name]) != (rows, *shape):
-            raise BackpropInputError(
-                f"mask {name} has shape {np.shape(masks[name])}; for a batch of {rows} it must "
-                f"have shape {(rows, *shape)} (the shape of its layer's input)"
-            )
 
 
 def module_from_source(source: str, name: str, filename: str) -> types.ModuleType:
