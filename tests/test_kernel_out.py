@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import derive
+from derive.errors import BackpropInputError
 from derive.layers import Dense, Dropout, LayerNorm, Residual
 from numeric import codegen
 from numeric.verification.samples import sample_data, sample_masks
@@ -63,3 +64,59 @@ def test_a_matrix_product_gradient_is_computed_in_the_callers_array():
     kernel = codegen(derive.mlp([4, 3, 2], "relu", "softmax", "cce").derive())
     assert 'dW1 = np.matmul(X.T, dZ1, out=grads_out.get("W1"))' in kernel.source
     assert 'db2 = np.matmul(ones, dZ2, out=grads_out.get("b2"))' in kernel.source
+
+
+def _mlp_call():
+    kernel = codegen(derive.mlp([4, 3, 2], "relu", "softmax", "cce").derive())
+    params = kernel.random_params(seed=1)
+    X, Y = sample_data(kernel.derivation.model, 5, "float64", seed=2)
+    return kernel, params, X, Y
+
+
+BAD_OUT = {  # what is wrong -> (change to a good out, the error it gets)
+    "shape": (lambda out, p: out.update(W1=np.zeros((3, 4))),
+              r"out\['W1'\] is a float64 array of shape \(3, 4\); the gradient of W1 is "
+              r"float64 of shape \(4, 3\)"),
+    "dtype": (lambda out, p: out.update(b2=np.zeros(2, np.float32)),
+              r"out\['b2'\] is a float32 array .* float64 of shape \(2,\)"),
+    "name": (lambda out, p: out.update(W9=np.zeros((4, 3))),
+             r"out has W9, which is no parameter; the kernel's parameters are W1, b1, W2, b2"),
+    "a parameter": (lambda out, p: out.update(W1=p["W1"]), r"out\['W1'\] shares memory with W1"),
+    "another out": (lambda out, p: out.update(W2=out["W1"][:3, :2]),
+                    r"out\['W1'\] shares memory with out\['W2'\]"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("change, message", BAD_OUT.values(), ids=list(BAD_OUT))
+def test_out_arrays_of_the_wrong_shape_dtype_or_memory_are_refused(change, message):
+    """A dW written into W would corrupt the dZ Wᵀ that reads W next: a silently wrong
+    gradient. Each bad out gets one error naming it, and nothing is computed."""
+    kernel, params, X, Y = _mlp_call()
+    out = {n: np.empty_like(p) for n, p in params.items()}
+    change(out, params)
+    before = {n: p.copy() for n, p in params.items()}
+    with pytest.raises(BackpropInputError, match=message):
+        kernel.loss_and_grads(params, X, Y, out=out)
+    for n in params:
+        np.testing.assert_array_equal(params[n], before[n])
+
+
+def test_out_that_is_no_dict_or_a_read_only_array_is_refused():
+    kernel, params, X, Y = _mlp_call()
+    with pytest.raises(TypeError, match="out must be a dict of arrays by parameter name, got list"):
+        kernel.loss_and_grads(params, X, Y, out=[])
+    out = {n: np.empty_like(p) for n, p in params.items()}
+    out["b1"].flags.writeable = False
+    with pytest.raises(BackpropInputError, match=r"out\['b1'\] is read-only"):
+        kernel.loss_and_grads(params, X, Y, out=out)
+
+
+def test_out_may_hold_some_parameters_only():
+    """The others come back as new arrays, as without out."""
+    kernel, params, X, Y = _mlp_call()
+    _, grads = kernel.loss_and_grads(params, X, Y)
+    out = {"W1": np.empty_like(params["W1"])}
+    _, written = kernel.loss_and_grads(params, X, Y, out=out)
+    assert written["W1"] is out["W1"]
+    for n in params:
+        np.testing.assert_array_equal(written[n], grads[n], err_msg=n)

@@ -25,6 +25,8 @@ import numpy as np
 
 from derive.errors import BackpropInputError
 
+from .out_arrays import check_out
+
 FUNCTIONS = ("forward", "loss", "loss_and_grads")
 
 
@@ -139,11 +141,15 @@ class Kernel:
         after_x = _arguments_after_x(getattr(self.module, function))
         y_at = after_x.index("Y") if "Y" in after_x else None  # forward takes no Y
         masks_at = after_x.index("masks") if "masks" in after_x else len(after_x)
+        out_at = after_x.index("out") if "out" in after_x else len(after_x)
 
         def checked(params, X, *rest, **kwargs):
             Y = None if y_at is None else rest[y_at] if len(rest) > y_at else kwargs.get("Y")
             masks = rest[masks_at] if len(rest) > masks_at else kwargs.get("masks")
             self._call_shapes.check(params, X, Y, masks)
+            out = rest[out_at] if len(rest) > out_at else kwargs.get("out")
+            if out is not None:
+                _check_out(self.params, out, params, X, Y, masks)
             result = getattr(self.module, function)(params, X, *rest, **kwargs)
             if not _finite(result[0] if isinstance(result, tuple) else result):
                 _check_finite(X, Y)
@@ -386,6 +392,14 @@ def module_from_source(source: str, name: str, filename: str) -> types.ModuleTyp
     module.__file__ = filename
     exec(compile(source, filename, "exec"), module.__dict__)
     return module
+
+
+def _check_out(shapes: dict, out, params: dict, X, Y, masks) -> None:
+    """The gradient arrays of ``loss_and_grads(..., out=)`` (:mod:`.out_arrays`)."""
+    dtype = np.asarray(X).dtype
+    dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)  # the kernel's, for pixels
+    inputs = {**params, "X": X, "Y": Y, **{f"mask {n}": v for n, v in (masks or {}).items()}}
+    check_out(shapes, out, dtype, inputs)
 
 
 def check_params(shapes: dict, params) -> None:
