@@ -136,8 +136,13 @@ def test_a_saved_kernel_file_is_checked_and_named_in_the_report(capsys, tmp_path
     "args, old, new, broken, hint",
     [  # dZ2 without its 1/m: every gradient is m times too large
         (MLP_ARGS, "dZ2 = (A2 - Y) / m", "dZ2 = A2 - Y", {"W1", "b1", "W2", "b2"}, "1/m"),
-        (MLP_ARGS, "dW2 = np.matmul(A1.T, dZ2", "dW2 = 2 * np.matmul(A1.T, dZ2", {"W2"},
-         "off by ×2"),
+        (
+            MLP_ARGS,
+            "dW2 = np.matmul(A1.T, dZ2",
+            "dW2 = 2 * np.matmul(A1.T, dZ2",
+            {"W2"},
+            "off by ×2",
+        ),
         (
             ["chain:2", "--level", "matrix"],
             "dw1 = np.vdot(X, dZ1)",
