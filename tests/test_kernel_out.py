@@ -120,3 +120,27 @@ def test_out_may_hold_some_parameters_only():
     assert written["W1"] is out["W1"]
     for n in params:
         np.testing.assert_array_equal(written[n], grads[n], err_msg=n)
+
+
+def test_out_is_checked_again_when_it_or_the_parameters_change_between_calls():
+    """The check of out and the parameters is kept for the next call with the same arrays (a
+    training loop's); any change to them is checked anew, and the data every call."""
+    kernel, params, X, Y = _mlp_call()
+    out = {n: np.empty_like(p) for n, p in params.items()}
+    kernel.loss_and_grads(params, X, Y, out=out)
+    out["W1"] = params["W1"][:]  # a view of W1, in the same dict
+    with pytest.raises(BackpropInputError, match=r"out\['W1'\] shares memory with W1"):
+        kernel.loss_and_grads(params, X, Y, out=out)
+    out["W1"] = np.empty_like(params["W1"])
+    kernel.loss_and_grads(params, X, Y, out=out)
+    other = dict(params, W2=out["W2"])  # new parameters, one of them an out array
+    with pytest.raises(BackpropInputError, match=r"out\['W2'\] shares memory with W2"):
+        kernel.loss_and_grads(other, X, Y, out=out)
+    kernel.loss_and_grads(params, X, Y, out=out)
+    buffer = np.empty(28)  # W1's out array in its first 12 entries, X in entries 8-27
+    out["W1"] = buffer[:12].reshape(4, 3)
+    overlapping = buffer[8:].reshape(5, 4)
+    overlapping[...] = X
+    with pytest.raises(BackpropInputError, match=r"out\['W1'\] shares memory with X"):
+        kernel.loss_and_grads(params, overlapping, Y, out=out)
+    kernel.loss_and_grads(params, X, Y, out=out)  # the same out, with X of its own: fine

@@ -398,8 +398,8 @@ def _check_out(shapes: dict, out, params: dict, X, Y, masks) -> None:
     """The gradient arrays of ``loss_and_grads(..., out=)`` (:mod:`.out_arrays`)."""
     dtype = np.asarray(X).dtype
     dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)  # the kernel's, for pixels
-    inputs = {**params, "X": X, "Y": Y, **{f"mask {n}": v for n, v in (masks or {}).items()}}
-    check_out(shapes, out, dtype, inputs)
+    data = {"X": X, "Y": Y, **{f"mask {n}": v for n, v in (masks or {}).items()}}
+    check_out(shapes, out, dtype, params, data)
 
 
 def check_params(shapes: dict, params) -> None:

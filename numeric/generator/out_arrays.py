@@ -48,13 +48,32 @@ def into(param: str) -> str:
     return f'{TARGET}.get("{param}")'
 
 
-def check_out(shapes: dict, out, dtype, inputs: dict) -> None:
+def check_out(shapes: dict, out, dtype, inputs: dict, data: dict | None = None) -> None:
     """``out`` (name -> array) against the kernel's parameter ``shapes`` and the data's
-    ``dtype``; ``inputs`` (name -> array) are what it must not share memory with."""
+    ``dtype``; none of its arrays may share memory with another, with ``inputs`` (the
+    parameters) or with ``data`` (X, Y, masks). A training loop passes the same ``out`` and
+    parameters every step: that part is checked once, then only the new data (a full check
+    of a 20-parameter net's arrays took 300 µs, a third of its pass)."""
     if out is None:
         return
     if not isinstance(out, dict):
         raise TypeError(f"out must be a dict of arrays by parameter name, got {type(out).__name__}")
+    key = (id(shapes), str(dtype), id(out), *map(id, out.values()), None, *map(id, inputs.values()))
+    if _last.get("key") != key:
+        _last.clear()
+        _check_arrays(shapes, out, dtype)
+        kept = (shapes, out, *out.values(), inputs, *inputs.values())
+        _last.update(key=key, bounds=_no_overlap(out, inputs), keep=kept)
+    if data:
+        _no_overlap(out, data, _last["bounds"])
+
+
+#: the last check that passed: its key (the ids of what it checked, which ``keep`` holds
+#: alive so that no new array takes one of them) and the out arrays' memory bounds
+_last: dict = {}
+
+
+def _check_arrays(shapes: dict, out: dict, dtype) -> None:
     unknown = [name for name in out if name not in shapes]
     if unknown:
         raise BackpropInputError(
@@ -63,14 +82,40 @@ def check_out(shapes: dict, out, dtype, inputs: dict) -> None:
         )
     for name, array in out.items():
         _check_one(name, array, tuple(shapes[name]), dtype)
-    arrays = [*((f"out[{n!r}]", a) for n, a in out.items()), *inputs.items()]
-    for i, (name, array) in enumerate(arrays[: len(out)]):
-        for other, value in arrays[i + 1 :]:
-            if isinstance(value, np.ndarray) and np.may_share_memory(array, value):
-                raise BackpropInputError(
-                    f"{name} shares memory with {other}: the kernel would overwrite what it "
-                    "still reads; pass arrays of their own (np.empty_like)"
-                )
+
+
+def _no_overlap(out: dict, others: dict, bounds=None) -> list[tuple[int, int]]:
+    """The out arrays' memory bounds ``[(lo, hi), ...]``, after checking that none overlaps
+    another out array or one of ``others`` (a view of a parameter counts: it is the
+    parameter's memory). Plain Python: a NumPy call on these short lists costs more."""
+    names = list(out)
+    if bounds is None:
+        bounds = [_bounds(a) for a in out.values()]
+        for i, (lo, hi) in enumerate(bounds):
+            for j in range(i + 1, len(bounds)):
+                if lo < bounds[j][1] and bounds[j][0] < hi:
+                    _overlap(names[i], f"out[{names[j]!r}]")
+    for other, array in others.items():
+        if isinstance(array, np.ndarray):
+            other_lo, other_hi = _bounds(array)
+            for i, (lo, hi) in enumerate(bounds):
+                if lo < other_hi and other_lo < hi:
+                    _overlap(names[i], other)
+    return bounds
+
+
+def _overlap(name: str, other: str):
+    raise BackpropInputError(
+        f"out[{name!r}] shares memory with {other}: the kernel would overwrite what it still "
+        "reads; pass arrays of their own (np.empty_like)"
+    )
+
+
+def _bounds(array: np.ndarray) -> tuple[int, int]:
+    """The first and one-past-last byte an array uses (an empty one uses none)."""
+    if array.size == 0:
+        return (0, 0)
+    return np.lib.array_utils.byte_bounds(array)
 
 
 def _check_one(name: str, array, shape: tuple, dtype) -> None:
