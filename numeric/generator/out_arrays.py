@@ -58,7 +58,7 @@ def check_out(shapes: dict, out, dtype, inputs: dict, data: dict | None = None) 
         return
     if not isinstance(out, dict):
         raise TypeError(f"out must be a dict of arrays by parameter name, got {type(out).__name__}")
-    key = (id(shapes), str(dtype), id(out), *map(id, out.values()), None, *map(id, inputs.values()))
+    key = (id(shapes), dtype, id(out), *map(id, out.values()), None, *map(id, inputs.values()))
     if _last.get("key") != key:
         _last.clear()
         _check_arrays(shapes, out, dtype)
