@@ -1,6 +1,6 @@
 """What differs between the NumPy and the JAX tensor kernels, as printing choices the kernel
 writer asks for (as the dense path's printers answer them): the array module's name, the
-im2col view, the statements NumPy writes in place (``out=``, slice assignment) that JAX writes
+im2col view, the statements NumPy writes in place (slice assignment) that JAX writes
 as new arrays (``.at[...].set``), the stable helpers' sources (``sigmoid``, ``softplus``, from
 the dense path's printers) and JAX's ``jax.jit`` entry points. Everything else the two share,
 printed once."""
@@ -71,10 +71,6 @@ class NumPyTarget:
         return NumPyPrinter().helper_source(name)
 
     @staticmethod
-    def maximum_into(array: str, other: str) -> str:
-        return f"np.maximum({array}, {other}, out={array})"
-
-    @staticmethod
     def set_at(array: str, index: str, value: str) -> str:
         return f"{array}{index} = {value}"
 
@@ -114,10 +110,6 @@ class JaxTarget(NumPyTarget):
             raise NotImplementedError("the JAX target takes windows of (n, h, w, c) images only")
         step = dict(steps).get(1, 1)
         return f"windows({code}, {shape[0]}, {shape[1]}, {step})"
-
-    @staticmethod
-    def maximum_into(array: str, other: str) -> str:
-        return f"{array} = jnp.maximum({array}, {other})"
 
     @staticmethod
     def set_at(array: str, index: str, value: str) -> str:
