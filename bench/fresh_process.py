@@ -9,10 +9,14 @@ glibc returns each freed block of 128 kB or more to the operating system, so the
 faults its pages back in. Here each variant runs alone in a new process pinned to one core
 (``--calls`` calls after a warm-up; its median call), rounds in a shuffled order, and a
 variant's ratio is the median over rounds of its time over the GEMM floor's in the same
-round. ``faults`` is minor page faults per call.
+round (``x floor``) or JAX's (``x jax``). ``faults`` is minor page faults per call; the floor
+allocates its products too, so it may fault as well: read ``x jax`` then.
 
 * ``floor``       the matrix products of the pass (``bench.baselines``);
 * ``generated``   the NumPy kernel's ``loss_and_grads(params, X, Y)``: new gradient arrays;
+* ``gen-tuned``   the same, with glibc told to keep freed memory (``MALLOC_TRIM_THRESHOLD_``,
+                  ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TOP_PAD_``, see ``TUNED``): what a
+                  user's own loop gets from three environment variables and no code;
 * ``gen-out``     the same with ``out=``: the gradients written into arrays kept between
                   calls, as ``numeric.train`` does;
 * ``jax``         ``jax.jit(jax.value_and_grad(cost))`` (XLA keeps its own buffers);
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -37,7 +42,10 @@ CASES = (
     "residual MLP 4 blocks of 256, m=128, float64",
     "MLP 784-512-10 relu+softmax-CE, m=128, float32",
 )
-VARIANTS = ("floor", "generated", "gen-out", "jax", "torch")
+VARIANTS = ("floor", "generated", "gen-tuned", "gen-out", "jax", "torch")
+#: glibc's malloc keeping what is freed: 256 MB thresholds, 64 MB of padding at the top
+TUNED = {"MALLOC_TRIM_THRESHOLD_": str(1 << 28), "MALLOC_MMAP_THRESHOLD_": str(1 << 28),
+         "MALLOC_TOP_PAD_": str(1 << 26)}  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -52,7 +60,7 @@ def main(argv=None) -> int:
         return 0
     print("each variant alone in a fresh process, one core; medians of rounds, ratios to the "
           "floor of the same round\n")  # fmt: skip
-    print(f"{'case':<48} {'variant':<10} {'median':>10} {'x floor':>8} {'faults':>8}")
+    print(f"{'case':<48} {'variant':<10} {'median':>10} {'x floor':>8} {'x jax':>8} {'faults':>8}")
     for case in (c for c in CASES if args.only in c):
         _run(case, args.rounds, args.calls)
     return 0
@@ -67,8 +75,9 @@ def _run(case: str, rounds: int, calls: int) -> None:
         shuffle(order)
         for variant in order:
             command = [sys.executable, "-m", "bench.fresh_process", "--calls", str(calls),
-                       "--child", case, variant]  # fmt: skip
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
+                       "--child", case, variant.replace("gen-tuned", "generated")]  # fmt: skip
+            env = {**os.environ, **(TUNED if variant == "gen-tuned" else {})}
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             result = json.loads(done.stdout.strip().splitlines()[-1])
             if result is None:  # torch not installed
                 continue
@@ -79,8 +88,9 @@ def _run(case: str, rounds: int, calls: int) -> None:
             print(f"{case:<48} {variant:<10} {'(not installed)':>10}")
             continue
         ratio = statistics.median(t / f for t, f in zip(times[variant], times["floor"]))
+        to_jax = statistics.median(t / j for t, j in zip(times[variant], times["jax"]))
         median = statistics.median(times[variant]) * 1e3
-        print(f"{case:<48} {variant:<10} {median:>7.3f} ms {ratio:>8.3f} "
+        print(f"{case:<48} {variant:<10} {median:>7.3f} ms {ratio:>8.3f} {to_jax:>8.3f} "
               f"{statistics.median(faults[variant]):>8.1f}")  # fmt: skip
     print()
 
