@@ -314,7 +314,7 @@ def test_a_float32_gradient_far_below_the_models_largest_is_judged_by_its_roundi
     net = tensor_network((2, 2), [SelfAttention(1), SelfAttention(2), MeanOverTime(),
                                   Dense(2, "softmax")], "cce")  # fmt: skip
     assert numeric.verify(net, "float32", batch=2, seed=0).ok
-    line = "dWq2 = (A1.reshape(-1, 1).T @ dQ2.reshape(-1, 2)).reshape(1, 2)"
+    line = 'dWq2 = np.matmul(A1.reshape(-1, 1).T, dQ2.reshape(-1, 2), out=grads_out.get("Wq2"))'
     wrong = _kernel_with(net, line, line.replace("dWq2 = ", "dWq2 = 2 * "))
     result = numeric.verify(net, "float32", batch=2, seed=0, kernel=wrong)
     assert not result.ok

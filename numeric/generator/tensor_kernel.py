@@ -5,7 +5,8 @@ printed from its index-level definition or derived rule by
 :class:`numeric.generator.tensor_printer.ContractionPrinter`: im2col views and one matrix
 product each, no Python loop over examples or pixels. Activations, their derivatives and the
 loss come from the registry's definitions (:mod:`derive.rules`). The module has the interface
-of every kernel: ``PARAMS``, ``forward``, ``loss``, ``loss_and_grads`` (``masks=`` for dropout).
+of every kernel: ``PARAMS``, ``forward``, ``loss``, ``loss_and_grads`` (``masks=`` for dropout;
+``out=`` in NumPy, the caller's gradient arrays, written in place: :mod:`.out_arrays`).
 
 Each layer type's lines come from its entry in
 :data:`numeric.generator.tensor_layer_code.EMITTERS`; this module writes the rest: the
@@ -23,6 +24,7 @@ from derive.registry import a, activation, x
 from derive.registry import loss as registry_loss
 from derive.rules import head_vjp
 
+from . import out_arrays
 from .live_lines import live_lines
 from .stable import rowmax, stabilize
 from .tensor_layer_code import EMITTERS, Emitter, LayerCode, emitter
@@ -79,27 +81,36 @@ class TensorKernelWriter(LayerCode):
         ]
         for helper in sorted(self.printer.helpers_used):  # sigmoid, softplus: stable forms
             lines += ["", "", *self.target.helper_source(helper).splitlines()]
+        if self.target.writes_out:  # gradients_into, matmul_into: loss_and_grads(..., out=)
+            for helper in self.target.out_helpers("\n".join(self.back)):
+                lines += ["", "", *helper.splitlines()]
         lines += ["", ""] + self._function(
             "forward", self.fwd_body() + [f"    return {self.output}"]
         )
         lines += ["", ""] + self._function("loss", self.fwd_body() + self.cost + ["    return J"])
-        grads = ", ".join(f'"{name}": d{name}' for name in model.param_shapes())
+        grads = "{" + ", ".join(f'"{name}": d{name}' for name in model.param_shapes()) + "}"
         body = self.fwd_body() + self.cost + ["    # backward pass"] + self.back
-        body += [f"    return J, {{{grads}}}"]
+        if self.target.writes_out:  # the caller's arrays, where it passes them
+            body.insert(0, f"    {out_arrays.FIRST_LINE}")
+            grads = f"gradients_into({out_arrays.TARGET}, {grads})"
+        body += [f"    return J, {grads}"]
         lines += ["", ""] + self._function("loss_and_grads", body)
         return lines + list(self.target.entry_points)
 
     def _function(self, name: str, body: list[str]) -> list[str]:
-        masks = ", masks=None" if self.model.masks else ""
+        tail = ", masks=None" if self.model.masks else ""
         args = "params, X" if name == "forward" else "params, X, Y"
         doc = {
             "forward": "Network output for the inputs X (one example per first index).",
             "loss": "Mean cost over the batch.",
             "loss_and_grads": "Mean cost over the batch and its gradient for every parameter.",
         }[name]
-        if masks:
+        if tail:
             doc += "\n\n    masks: each dropout layer's 0/1 keep mask by name (None: the identity)."
-        head = [f"def {self.target.kernel_name(name)}({args}{masks}):", f'    """{doc}"""']
+        if name == "loss_and_grads" and self.target.writes_out:
+            tail += ", out=None"
+            doc += out_arrays.DOC
+        head = [f"def {self.target.kernel_name(name)}({args}{tail}):", f'    """{doc}"""']
         names = list(self.model.param_shapes())
         if names:
             head.append(f"    {', '.join(names)} = {', '.join(f'params[{n!r}]' for n in names)}")

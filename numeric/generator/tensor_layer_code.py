@@ -29,6 +29,11 @@ class LayerCode:
     they append to its ``fwd`` lines, read its ``target`` and ``model``, and print through its
     ``printer``, ``_printer(...)``, ``_activate(...)`` and ``_positions(...)``."""
 
+    def _gradient(self, printer, rule, param: str, shape: tuple) -> str:
+        """The code of ``param``'s gradient (of ``shape``) by ``rule``, computed in the
+        caller's array of it where the target writes into one (a NumPy kernel's ``out=``)."""
+        return self.target.into_out(param, shape, printer.code(rule, shape))
+
     def _activation_backward(self, stage, emit) -> None:
         """``dZ`` from ``dA`` through the activation (the output layer's comes from the head)."""
         k, name = stage.k, stage.layer.activation
@@ -88,8 +93,10 @@ class LayerCode:
             {"X": x_name, "K": f"W{k}", "dZ": f"dZ{k}", "dZ_full": f"dZ{k}_full"}, sizes
         )
         printer.windows = dict(self.conv_cols[k])  # the forward pass's im2col, reused
-        emit(f"dW{k} = {printer.code(rule['K'], stage.params[f'W{k}'])}  # dW = {src} ⋆ dZ")
-        emit(f"db{k} = {printer.code(rule['b'], stage.params[f'b{k}'])}  # db = Σ_nhw dZ")
+        dW = self._gradient(printer, rule["K"], f"W{k}", stage.params[f"W{k}"])
+        emit(f"dW{k} = {dW}  # dW = {src} ⋆ dZ")
+        db = self._gradient(printer, rule["b"], f"b{k}", stage.params[f"b{k}"])
+        emit(f"db{k} = {db}  # db = Σ_nhw dZ")
         if first:
             return
         kh, kw = layer.kernel
@@ -229,8 +236,10 @@ class LayerCode:
         printer = self._printer(
             {"A": src, "B": f"W{k}", "dZ": f"dZ{k}"}, {T.d: stage.inputs[0], T.d_k: units}
         )
-        emit(f"dW{k} = {printer.code(rule['B'], stage.params[f'W{k}'])}  # dW = Aᵀ dZ")
-        emit(f"db{k} = {printer.code(rule['b'], stage.params[f'b{k}'])}  # db = Σ_n dZ")
+        dW = self._gradient(printer, rule["B"], f"W{k}", stage.params[f"W{k}"])
+        emit(f"dW{k} = {dW}  # dW = Aᵀ dZ")
+        db = self._gradient(printer, rule["b"], f"b{k}", stage.params[f"b{k}"])
+        emit(f"db{k} = {db}  # db = Σ_n dZ")
         if not first:
             emit(f"dA{k - 1} = {printer.code(rule['A'], ('m', *stage.inputs))}  # dA = dZ Wᵀ")
 
@@ -270,7 +279,8 @@ class LayerCode:
         for part in ("q", "k", "v"):
             big = part.upper()
             p = self._printer({"A": src, "B": f"W{part}{k}", "dZ": f"d{big}{k}"}, sizes)
-            emit(f"dW{part}{k} = {p.code(weights['B'], (width, dk))}  # dW{part} = Xᵀ d{big}")
+            dW = self._gradient(p, weights["B"], f"W{part}{k}", (width, dk))
+            emit(f"dW{part}{k} = {dW}  # dW{part} = Xᵀ d{big}")
             branches.append(p.code(weights["A"], ("m", length, width)))
         if not first:
             emit(f"dA{k - 1} = {' + '.join(branches)}  # three branches: dQ Wqᵀ + dK Wkᵀ + dV Wvᵀ")
