@@ -52,6 +52,8 @@ class GraphBuilder:
                     f"{name!r} is no parameter (params: {', '.join(self.params)}); "
                     "the data of a matrix expression are X and Y"
                 )
+            if role == "param":
+                _check_param_shape(name, shape)
             node = Node(name, role, shape=shape)
             self.nodes.append(node)
             self.leaves[name] = node
@@ -120,6 +122,20 @@ class GraphBuilder:
             return value.expr, value.parents
         node = self.node(value)
         return node.symbol, (node,)
+
+
+def _check_param_shape(name: str, shape: tuple) -> None:
+    """A parameter is an array of fixed numbers (``PARAMS`` of the kernel); only the data
+    have a row per example."""
+    if any(not d.is_Integer for d in shape):
+        raise MatrixExpressionError(
+            f"parameter {name!r} has shape {shape_text(shape)}: a parameter's shape must be "
+            "numbers, e.g. (3, 2); m is the batch size, which only the data X and Y may have"
+        )
+
+
+def shape_text(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")" if shape else "(scalar)"
 
 
 def _in_product(row, expr) -> bool:

@@ -11,7 +11,7 @@ from sympy import HadamardProduct, OneMatrix
 from . import registry
 from .expressions import _BINARY, check_power, read_number
 from .expressions import FUNCTIONS as SCALAR_FUNCTIONS
-from .matrix_graph import GraphBuilder, MatrixExpressionError, Value, leaf_value, union
+from .matrix_graph import GraphBuilder, MatrixExpressionError, Value, leaf_value, shape_text, union
 from .ops import m, rowsum, total
 
 #: the scalar parser's elementwise functions, one table for both
@@ -210,10 +210,6 @@ def known_functions() -> list[str]:
 
 def _text(node) -> str:
     return ast.unparse(node)
-
-
-def shape_text(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")" if shape else "(scalar)"
 
 
 def _mismatch(node, a, b) -> MatrixExpressionError:
