@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import linecache
 import math
+import os
 import re
 import types
 from functools import cached_property
@@ -85,7 +86,7 @@ class Kernel:
         ``forward``, ``loss``, ``loss_and_grads``); errors of the file itself (a syntax
         error, a failing import) propagate as they are.
         """
-        path = Path(path)
+        path = _kernel_file(path, "Kernel.from_file")
         module = load(path)
         missing = [f"{f}()" for f in FUNCTIONS if not callable(getattr(module, f, None))]
         if not hasattr(module, "PARAMS"):
@@ -200,11 +201,23 @@ def load(path) -> types.ModuleType:
     """Import a kernel saved with :meth:`Kernel.save`, as the file reads now: compiled from
     its text, never from a cached ``.pyc`` (an edit within the second it was cached, of the
     same size, would not be seen)."""
-    path = Path(path)
+    path = _kernel_file(path, "load")
     module = types.ModuleType(_module_name(path.stem))
     module.__file__ = str(path)
     exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), module.__dict__)
     return module
+
+
+def _kernel_file(path, function: str) -> Path:
+    """``path`` as a Path; anything else (a network, a Model: a kernel not made yet) is one
+    TypeError saying how to make its kernel, not pathlib's from inside."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"{function} takes the path of a saved kernel file, got {type(path).__name__}: "
+            "numeric.codegen(net) makes the kernel of a network, "
+            "numeric.codegen(model.derive()) that of a Model"
+        )
+    return Path(path)
 
 
 def _shapes(params, path) -> dict[str, tuple[int, ...]]:
