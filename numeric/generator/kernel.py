@@ -371,23 +371,31 @@ def _finite(value) -> bool:
 def _check_finite(X, Y) -> None:
     """Refuse data that is not finite, naming its first such entry (called only when a
     result is not finite: a NaN from the parameters or an overflow passes on as it is)."""
-    for name, value in (("X", X), ("Y", Y)):
-        value = None if value is None else np.asarray(value)
-        if value is None or value.dtype.kind not in "fc" or np.isfinite(value).all():
-            continue
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
-        raise BackpropInputError(
-            f"{name}{list(index)} is {value[index]}: the data must be finite numbers"
-        )
+    check_finite("X", X)
+    if Y is not None:  # forward takes no Y
+        check_finite("Y", Y)
+
+
+def check_finite(name: str, data) -> None:
+    """Refuse ``data`` holding a NaN or an infinity, naming its first such entry (``X[2, 0]
+    is nan``); integer data is always finite. :func:`numeric.verify` checks its data so too."""
+    data = np.asarray(data)
+    if data.dtype.kind not in "fc" or np.isfinite(data).all():
+        return
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(data))[0])
+    raise BackpropInputError(
+        f"{name}{list(index)} is {data[index]}: the data must be finite numbers"
+    )
 
 
 def mask_shapes(model) -> dict[str, tuple[tuple[int, ...], float]]:
     """The dropout masks of a dense Model or a tensor network: name -> (shape of one
-    example's mask, keep probability); a mask has the shape of its layer's input."""
+    example's mask, keep probability); a mask has the shape of its layer's input. Sizes
+    are ints and the keep probability a float, for a dense model and a network alike."""
     if hasattr(model, "stages"):  # a TensorNetwork
         keep = model.masks
         return {
-            f"M{st.k}": (tuple(st.inputs), keep[f"M{st.k}"])
+            f"M{st.k}": (tuple(int(n) for n in st.inputs), float(keep[f"M{st.k}"]))
             for st in model.stages
             if f"M{st.k}" in keep
         }

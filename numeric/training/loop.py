@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 
 from derive.errors import BackpropInputError
 from derive.optimizers import UpdateRule
@@ -91,7 +90,7 @@ def train(
         raise BackpropInputError(f"X and Y must have the same number of rows (>0), got "
                                  f"{len(X)} and {len(Y)}")  # fmt: skip
     model = getattr(getattr(kernel, "derivation", None), "model", None)
-    batch = _Batches(X, Y, batch_size, seed, _mask_shapes(model, getattr(kernel, "network", None)))
+    batch = _Batches(X, Y, batch_size, seed, _mask_shapes(kernel, model))
     if not batch.masks and _takes(kernel, "masks"):  # else dropout would be silently off
         raise BackpropInputError(
             "this kernel takes dropout masks, but it carries no model to draw them from (a "
@@ -161,17 +160,13 @@ def _takes(kernel, argument: str) -> bool:
         return False
 
 
-def _mask_shapes(model, network=None) -> dict[str, tuple[tuple[int, ...], float]]:
+def _mask_shapes(kernel, model) -> dict[str, tuple[tuple[int, ...], float]]:
     """Dropout keep masks the kernel takes: name -> (one example's shape, keep probability),
-    from a dense model's mask nodes or a tensor network's dropout layers."""
-    if network is not None:
-        return {name: (shape, float(keep)) for name, (shape, keep) in mask_shapes(network).items()}
-    if model is None:
-        return {}
-    return {
-        node.name: ((int(sp.sympify(node.shape[1]).xreplace(model.dims)),), float(node.op.keep))
-        for node in model.by_role("mask")
-    }
+    from its tensor network's dropout layers or its dense model's mask nodes ({} for a
+    kernel read from a file, which carries neither)."""
+    network = getattr(kernel, "network", None)
+    source = network if network is not None else model
+    return {} if source is None else mask_shapes(source)
 
 
 class _Perceptron:

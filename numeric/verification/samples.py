@@ -13,6 +13,7 @@ import numpy as np
 
 from derive import registry
 from derive.errors import BackpropInputError
+from numeric.generator.kernel import check_finite, mask_shapes
 from numeric.gradcheck.inputs import GradcheckInputError, validate_params
 
 #: Draws of parameters tried for a finite loss (expressions with log or sqrt of a parameter).
@@ -53,11 +54,7 @@ def check_data(model, X, Y) -> tuple[np.ndarray, np.ndarray]:
             raise BackpropInputError(
                 f"{name} has shape {array.shape}; {model.spec} takes {name} of shape {text}){rows}"
             )
-        if array.dtype.kind in "fc" and not np.isfinite(array).all():
-            index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-            raise BackpropInputError(
-                f"{name}{list(index)} is {array[index]}: the data must be finite numbers"
-            )
+        check_finite(name, array)
     if target_kind(model) == "labels":
         n = model.n_outputs
         if Y.dtype.kind not in "iu" or Y.size and not (0 <= Y.min() and Y.max() < n):
@@ -144,13 +141,10 @@ def sample_masks(model, m: int, dtype="float64", seed=0) -> dict[str, np.ndarray
     {'M2': (5, 4)}
     """
     rng = np.random.default_rng([seed, 1])
-    out = {}
-    for node in model.nodes:
-        if node.role == "mask":
-            shape = (m, model._size(node.shape[1]))
-            keep = float(node.op.keep)
-            out[node.name] = (rng.random(shape) < keep).astype(dtype)
-    return out
+    return {
+        name: (rng.random((m, *shape)) < keep).astype(dtype)
+        for name, (shape, keep) in mask_shapes(model).items()
+    }
 
 
 def draw_finite(model, kernel, shapes, dtype, batch, seed, data):
