@@ -33,7 +33,6 @@ import numpy as np
 import sympy as sp
 
 _equal = sp.Function("equal")  # KroneckerDelta, which SymPy prints as a Python `if`
-_MODULES = [{"equal": lambda a, b: np.equal(a, b).astype(float)}, "numpy"]
 
 
 def evaluate(expr, arrays: dict, sizes: dict, free) -> np.ndarray:
@@ -127,7 +126,11 @@ def _find_holes(expr, found: dict) -> None:
 
 @cache
 def _lambdify(args, body):
-    return sp.lambdify(args, body, modules=_MODULES)
+    # NumPy has no erf (an exact GELU's): SymPy would call math.erf, which takes no arrays
+    from scipy.special import erf
+
+    functions = {"equal": lambda a, b: np.equal(a, b).astype(float), "erf": erf}
+    return sp.lambdify(args, body, modules=[functions, "numpy"])
 
 
 def _contract(factors, lengths: list, n_out: int):

@@ -1,11 +1,14 @@
 """The JAX route for a tensor network: the same layers written with JAX's own primitives
 (``lax.conv_general_dilated``, ``lax.reduce_window``, ``jax.nn.softmax``) and differentiated
 by ``jax.value_and_grad``. It shares nothing with the generated kernel's layer code, only the
-Model and the registry: an activation or loss JAX has no function for (elu, huber,
-``cce_logits``, a registered one) is the registry's SymPy definition printed to ``jax.numpy``
-as the dense models' JAX route prints their graph, through
+Model and the registry: an activation or loss JAX has no function for (elu, gelu's erf, huber,
+the cross-entropies, a registered one) is the registry's SymPy definition printed to
+``jax.numpy`` as the dense models' JAX route prints their graph, through
 :func:`numeric.generator.stable.stabilize` first (``cce_logits``' log-sum-exp with each row's
-maximum subtracted: finite at logits of 1e4)."""
+maximum subtracted: finite at logits of 1e4). The loss reads the output layer's ``Z`` as well
+as its ``A``, so that ``stabilize`` writes a log of the output in ``Z`` as the kernels do
+(``cce``'s log softmax: finite where the softmax underflows to 0). A branch's exps see only its
+own side (:func:`numeric.generator.stable.clamp_branches`): elu's gradient is finite at 1e3."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from derive import registry
 from derive.layers import Dense, Dropout
 from derive.ops import rowsum
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
-from numeric.generator.stable import stabilize
+from numeric.generator.stable import clamp_branches, stabilize
 from numeric.generator.tensor_printer import row_rule, row_total
 
 _ACTIVATIONS = {
@@ -37,21 +40,36 @@ def _activation(name: str):
     return _printed((registry.x,), registry.activation(name).scalar)
 
 
-def _loss(name: str, width: int):
-    """``losses(A, Y)`` per example: the registry's row definition, each ``Sum`` over the
-    row's entries a sum over the last axis (kept, so an inner sum broadcasts)."""
-    A, Y = sp.symbols("A Y", real=True)
+def _loss(name: str, output: str, width: int):
+    """``losses(Z, A, Y)`` per example, from the output layer's ``Z`` and ``A``: the
+    registry's row definition, each ``Sum`` over the row's entries a sum over the last axis
+    (kept, so an inner sum broadcasts), a log of ``A`` written in ``Z``."""
+    Z, A, Y = sp.symbols("Z A Y", real=True)
     row = row_rule(registry.loss(name).definition, {"a": A, "y": Y}, width)
-    function = _printed((A, Y), row.replace(row_total, rowsum))
-    return lambda a, y: function(a, y)[..., 0]
+    function = _printed((Z, A, Y), row.replace(row_total, rowsum), ((A, _output(output, Z)),))
+    return lambda z, a, y: function(z, a, y)[..., 0]
+
+
+def _output(name: str, Z: sp.Symbol) -> sp.Expr:
+    """The output activation's definition at ``Z`` (a softmax over each row of ``Z``)."""
+    act = registry.activation(name)
+    if act.elementwise:
+        return act.scalar.xreplace({registry.x: Z})
+    return row_rule(act.definition, {"z": Z}).replace(row_total, rowsum)
+
+
+#: ``min(z, c)`` and ``max(z, c)`` of a clamped branch, printed as ``jnp.where``
+_at_most, _at_least = sp.Function("at_most"), sp.Function("at_least")
 
 
 @cache
-def _printed(args: tuple, expr: sp.Expr):
-    """``expr`` as a jax.numpy function, in the stable form the kernels print (cached by the
-    expression: a name registered again with another definition is printed again)."""
+def _printed(args: tuple, expr: sp.Expr, definitions: tuple = ()):
+    """``expr`` as a jax.numpy function, in the stable form the kernels print, given the
+    ``(symbol, definition)`` pairs of the nodes it reads (cached by the expression: a name
+    registered again with another definition is printed again)."""
     import jax
     import jax.numpy as jnp
+    from jax.scipy.special import erf
 
     stable = {
         "rowsum": lambda v: jnp.sum(v, axis=-1, keepdims=True),
@@ -61,9 +79,30 @@ def _printed(args: tuple, expr: sp.Expr):
         # JAX's own: differentiable at 0, as the dense route's (numeric.verification.jax_route)
         "sigmoid": jax.nn.sigmoid,
         "softplus": jax.nn.softplus,
+        "erf": erf,  # jax.numpy has none: SymPy would fall back to math.erf, on arrays
+        # z itself at z = c (the branch's derivative there), c beyond: jnp.minimum would
+        # split the derivative at the tie in half (elu'(0) = 1/2, not the kernels' 1)
+        "at_most": lambda z, c: jnp.where(z > c, c, z),
+        "at_least": lambda z, c: jnp.where(z < c, c, z),
     }
-    # no clamp_branches: its min(z, 0) splits the derivative at z = 0 in half under autodiff
-    return sp.lambdify(args, stabilize(expr), modules=[stable, "jax"])
+    stable_expr = _clamped(stabilize(expr, dict(definitions)))
+    return sp.lambdify(args, stable_expr, modules=[stable, "jax"])
+
+
+def _clamped(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with each branch's exps computed on its own side of the condition
+    (``clamp_branches``): ``jnp.where`` computes both branches, and elu's ``exp(z)`` at
+    ``z = 1e3`` is inf, its gradient ``inf * 0 = nan`` though the branch is not taken. The
+    clamps it adds (not a ``Min`` of the definition's own) become ``at_most``/``at_least``."""
+    own = expr.atoms(sp.Min, sp.Max)
+
+    def as_where(clamp):
+        (limit,) = [arg for arg in clamp.args if arg.is_Number]
+        (value,) = [arg for arg in clamp.args if arg != limit]
+        return (_at_most if isinstance(clamp, sp.Min) else _at_least)(value, limit)
+
+    added = lambda e: isinstance(e, sp.Min | sp.Max) and e not in own  # noqa: E731
+    return clamp_branches(expr).replace(added, as_where)
 
 
 def jax_cost(model):
@@ -103,18 +142,21 @@ def jax_cost(model):
             return A * mask / (1 - layer.rate)
         raise TypeError(f"no JAX route for {layer!r}")
 
+    *hidden, last = model.stages  # the last is a Dense: the output
+    activate = _activation(model.output)
+
     def cost(params, X, Y, masks=None):
         A = X
-        for stage in model.stages:
+        for stage in hidden:
             A = layer_out(stage, A, params, masks)
-        if model.loss == "cce":
-            losses = -jnp.sum(Y * jnp.log(A), axis=-1)
-        elif model.loss == "mse":
+        Z = A @ params[f"W{last.k}"] + params[f"b{last.k}"]
+        A = activate(Z)
+        if model.loss == "mse":
             losses = jnp.mean((A - Y) ** 2, axis=-1)
         elif model.loss == "sse":
             losses = jnp.sum((A - Y) ** 2, axis=-1)
         else:
-            losses = _loss(model.loss, model.n_outputs)(A, Y)
+            losses = _loss(model.loss, model.output, model.n_outputs)(Z, A, Y)
         return jnp.mean(losses)
 
     return cost
