@@ -144,3 +144,18 @@ def test_out_is_checked_again_when_it_or_the_parameters_change_between_calls():
     with pytest.raises(BackpropInputError, match=r"out\['W1'\] shares memory with X"):
         kernel.loss_and_grads(params, overlapping, Y, out=out)
     kernel.loss_and_grads(params, X, Y, out=out)  # the same out, with X of its own: fine
+
+
+def test_out_for_integer_pixels_is_any_float_array():
+    """uint8 X is computed in codegen's dtype (float32 here): out of that dtype is taken."""
+    kernel = codegen(derive.mlp([4, 3, 2], "relu", "softmax", "cce").derive(), dtype="float32")
+    params = kernel.random_params(seed=1, dtype="float32")
+    X = np.arange(20, dtype=np.uint8).reshape(5, 4)
+    Y = np.eye(2, dtype=np.float32)[[0, 1, 1, 0, 1]]
+    _, grads = kernel.loss_and_grads(params, X, Y)
+    out = {n: np.empty_like(p) for n, p in params.items()}
+    _, written = kernel.loss_and_grads(params, X, Y, out=out)
+    for n in params:
+        np.testing.assert_array_equal(written[n], grads[n], err_msg=n)
+    with pytest.raises(BackpropInputError, match=r"is a int64 array .* is a float array"):
+        kernel.loss_and_grads(params, X, Y, out=dict(out, b1=np.zeros(3, np.int64)))

@@ -418,7 +418,7 @@ def module_from_source(source: str, name: str, filename: str) -> types.ModuleTyp
 def _check_out(shapes: dict, out, params: dict, X, Y, masks) -> None:
     """The gradient arrays of ``loss_and_grads(..., out=)`` (:mod:`.out_arrays`)."""
     dtype = np.asarray(X).dtype
-    dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)  # the kernel's, for pixels
+    dtype = dtype if dtype.kind == "f" else None  # integer pixels: codegen's dtype, any float
     data = {"X": X, "Y": Y, **{f"mask {n}": v for n, v in (masks or {}).items()}}
     check_out(shapes, out, dtype, params, data)
 

@@ -50,7 +50,8 @@ def into(param: str) -> str:
 
 def check_out(shapes: dict, out, dtype, inputs: dict, data: dict | None = None) -> None:
     """``out`` (name -> array) against the kernel's parameter ``shapes`` and the data's
-    ``dtype``; none of its arrays may share memory with another, with ``inputs`` (the
+    ``dtype`` (None for integer data, which the kernel computes in its own float dtype: any
+    float then); none of its arrays may share memory with another, with ``inputs`` (the
     parameters) or with ``data`` (X, Y, masks). A training loop passes the same ``out`` and
     parameters every step: that part is checked once, then only the new data (a full check
     of a 20-parameter net's arrays took 300 µs, a third of its pass)."""
@@ -121,10 +122,11 @@ def _bounds(array: np.ndarray) -> tuple[int, int]:
 def _check_one(name: str, array, shape: tuple, dtype) -> None:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"out[{name!r}] must be a NumPy array, got {type(array).__name__}")
-    if array.shape != shape or array.dtype != dtype:
+    if array.shape != shape or array.dtype != (dtype or array.dtype) or array.dtype.kind != "f":
+        wanted = np.dtype(dtype) if dtype else "a float array"
         raise BackpropInputError(
             f"out[{name!r}] is a {array.dtype} array of shape {array.shape}; the gradient "
-            f"of {name} is {np.dtype(dtype)} of shape {shape}"
+            f"of {name} is {wanted} of shape {shape}"
         )
     if not array.flags.writeable:
         raise BackpropInputError(f"out[{name!r}] is read-only; the kernel writes into it")
