@@ -7,7 +7,8 @@ one line per backward step (``dZ2 = (A2 - Y) / m``, ``dA1 = dZ2 @ W2.T``), each 
 formula it implements in a comment (a gradient is written into the caller's array when it
 passes ``out=``: ``np.matmul(A1.T, dZ2, out=...)``, commented ``dW2 = A1ᵀ dZ2``). Nothing
 here knows an activation or a loss by name; a new registry entry reaches the kernels through
-the expressions the Derivation holds. What codegen adds is what a careful person adds when writing the same code by hand:
+the expressions the Derivation holds. What codegen adds is what a careful person adds when
+writing the same code by hand:
 
 * stable forms of the formulas (:mod:`numeric.generator.stable`): a sigmoid that never overflows,
   ``log(sigmoid(z))`` as ``-softplus(-z)``, max-shifted softmax and log-sum-exp;
