@@ -26,7 +26,7 @@ from derive.rules import head_vjp
 
 from . import out_arrays
 from .live_lines import live_lines
-from .stable import rowmax, stabilize
+from .stable import clamp_branches, rowmax, stabilize
 from .tensor_layer_code import EMITTERS, Emitter, LayerCode, emitter
 from .tensor_printer import ContractionPrinter, RowPrinter, row_rule, row_total, var
 from .tensor_targets import TARGETS
@@ -159,7 +159,9 @@ class TensorKernelWriter(LayerCode):
         if name == "linear":
             self.fwd.append(f"A{k} = Z{k}")
         elif act.elementwise:
-            code = self.printer.doprint(stabilize(act.scalar.xreplace({x: var(f"Z{k}")})))
+            # each branch on its own side: np.where computes both, and elu's expm1(1e3) overflows
+            value = clamp_branches(stabilize(act.scalar.xreplace({x: var(f"Z{k}")})))
+            code = self.printer.doprint(value)
             comment = "" if code == f"{name}(Z{k})" else f"  # A{k} = {name}(Z{k})"
             self.fwd.append(f"A{k} = {code}{comment}")
         else:
