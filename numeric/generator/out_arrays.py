@@ -3,8 +3,9 @@ caller's arrays, so a training loop allocates no gradient memory step after step
 
 Why it matters: glibc hands a freed block of 128 kB or more back to the operating system,
 and the next call's fresh pages each fault (a residual MLP's eight 256 kB float32 ``dW``
-are 512 faults a call). In a process that runs only the kernel, that made its pass 1.45×
-the GEMM floor; writing into the caller's arrays brought it to 1.1× with no faults.
+are 512 faults a call). In a process that runs only the kernel, that made its pass 1.40×
+JAX's time; writing into the caller's arrays brought it to 1.11× with no faults
+(``bench.fresh_process``). In a warm process, kept arrays are 2-6 % slower (written cold).
 
 The kernel writes each matrix-product gradient straight into ``out`` (``np.matmul(...,
 out=grads_out.get("W1"))``); :data:`HELPER`, printed into the module, copies the few others
