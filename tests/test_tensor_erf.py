@@ -7,9 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.scipy.special import erf as jax_erf
 
-import derive
 import numeric
 from derive.layers import Dense
 from derive.tensor_layers import Conv2D, Flatten, MeanOverTime, SelfAttention
@@ -18,19 +16,7 @@ from numeric.tensor_strategies import sample_batch
 from numeric.verification.tensor_closed_form import closed_form_loss_and_grads
 from numeric.verification.tensor_route import jax_loss_and_grads
 
-EXACT_GELU = "x * (1 + erf(x / sqrt(2))) / 2"
-SCIPY_IMPORT = "from scipy.special import erf"
-
-
-@pytest.fixture(autouse=True)
-def gelu():
-    with derive.scoped_registry():
-        derive.register_activation("gelu", EXACT_GELU)
-        yield
-
-
-def _gelu(z):
-    return z * (1 + jax_erf(z / jnp.sqrt(2.0))) / 2
+from .test_erf_kernels import SCIPY_IMPORT, _gelu, gelu  # noqa: F401 (gelu: a fixture)
 
 
 def convnet():

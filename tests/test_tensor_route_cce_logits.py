@@ -10,8 +10,8 @@ from derive.layers import Dense, Flatten
 from numeric.verification import tensor_route
 from numeric.verification.tensor_route import jax_loss_and_grads
 
-SHAPE = (2, 2, 1)
-M = 5
+from .test_tensor_route_stability import SHAPE, _assert_finite_and_close, _central
+from .test_tensor_route_stability import _cce_batch as _batch
 
 #: the logits' bias: close together at a huge offset (a naive exp overflows, yet the softmax
 #: is far from one-hot, so the gradients say something), and far apart (saturated rows)
@@ -28,14 +28,6 @@ def net():
     return derive.network(SHAPE, [Flatten(), Dense(3, "linear")], "cce_logits")
 
 
-def _batch(bias, seed=0):
-    rng = np.random.default_rng(seed)
-    params = {"W2": rng.normal(size=(4, 3)), "b2": np.array(bias)}
-    X = rng.normal(size=(M, *SHAPE))
-    Y = np.eye(3)[[0, 1, 2, 1, 0]]
-    return params, X, Y
-
-
 def _oracle_cost(params, X, Y):
     """Mean softmax cross-entropy of the logits, float64, each row shifted by its maximum:
     ``log sum exp(z) - z_y = log sum exp(z - max z) - (z_y - max z)``."""
@@ -45,20 +37,9 @@ def _oracle_cost(params, X, Y):
     return losses.mean()
 
 
-def _oracle_grads(params, X, Y, h=1e-4):
+def _oracle_grads(params, X, Y):
     """Central differences of :func:`_oracle_cost`, entry by entry."""
-    grads = {}
-    for name, value in params.items():
-        grad = np.zeros_like(value)
-        for index in np.ndindex(value.shape):
-            up, down = value.copy(), value.copy()
-            up[index] += h
-            down[index] -= h
-            grad[index] = (
-                _oracle_cost(params | {name: up}, X, Y) - _oracle_cost(params | {name: down}, X, Y)
-            ) / (2 * h)
-        grads[name] = grad
-    return grads
+    return _central(lambda p: _oracle_cost(p, X, Y), params, 1e-4)
 
 
 @pytest.mark.parametrize("bias", BIASES.values(), ids=BIASES.keys())
@@ -67,10 +48,7 @@ def test_cce_logits_cost_and_gradients_are_finite_and_right_at_huge_logits(net, 
     J, grads = jax_loss_and_grads(net, params, X, Y)
     assert np.isfinite(J)
     assert J == pytest.approx(_oracle_cost(params, X, Y), rel=1e-12, abs=1e-9)
-    want = _oracle_grads(params, X, Y)
-    for name, grad in grads.items():
-        assert np.all(np.isfinite(grad)), name
-        np.testing.assert_allclose(grad, want[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    _assert_finite_and_close(grads, _oracle_grads(params, X, Y), rtol=1e-6, atol=1e-7)
 
 
 def test_cce_logits_in_float32_stays_finite_at_huge_logits(net):
