@@ -377,3 +377,19 @@ def _logs_are_stable(expr: sp.Expr) -> bool:
         if not (arg.has(rowmax) or arg.has(maximum)) or not arg.has(exp):
             return False
     return True
+
+
+def clamp_branches_as_where(expr: sp.Expr) -> sp.Expr:
+    """:func:`clamp_branches` for a route that JAX differentiates: each clamp it adds is a
+    Piecewise (``where(z > 0, 0, z)``), not ``Min``: ``jnp.minimum`` splits the derivative at
+    the tie, and elu'(0) would be 1/2, not 1. A ``Min`` of the definition's own stays."""
+    own = expr.atoms(sp.Min, sp.Max)
+
+    def as_where(clamp):
+        (limit,) = [arg for arg in clamp.args if arg.is_Number]
+        (value,) = [arg for arg in clamp.args if arg != limit]
+        beyond = value > limit if isinstance(clamp, sp.Min) else value < limit
+        return sp.Piecewise((limit, beyond), (value, True))
+
+    added = lambda e: isinstance(e, sp.Min | sp.Max) and e not in own  # noqa: E731
+    return clamp_branches(expr).replace(added, as_where)

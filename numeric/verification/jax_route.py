@@ -40,7 +40,7 @@ import numpy as np
 import sympy as sp
 
 from numeric.generator.printers import EquationPrinter, JaxPrinter, elementwise_form
-from numeric.generator.stable import clamp_branches, stabilize
+from numeric.generator.stable import clamp_branches_as_where, stabilize
 
 #: Identifiers the printed function uses for itself.
 _RESERVED = frozenset(
@@ -136,7 +136,7 @@ def forward_source(model) -> str:
             continue
         expr = prep(node.expr, ranks.get(node.name))
         if not isinstance(expr, sp.MatrixExpr):
-            expr = _clamped(stabilize(expr, definitions))
+            expr = clamp_branches_as_where(stabilize(expr, definitions))
         code = printer.doprint(expr)
         body.append(f"{ident[node.name]} = {code}  # {node.name} = {equation.doprint(node.expr)}")
     cost = ident[model.cost.name]
@@ -216,21 +216,3 @@ def jax_version() -> str:
 
 
 __all__ = ["forward_function", "forward_source", "jax_gradients", "jax_version"]
-
-
-def _clamped(expr: sp.Expr) -> sp.Expr:
-    """``expr`` with each branch's exps computed on its own side of the condition
-    (``clamp_branches``): ``jnp.where`` computes both branches, and elu's ``exp(z)`` at
-    ``z = 1e3`` is inf, its gradient ``inf * 0 = nan`` though the branch is not taken. Each
-    added clamp is a ``where`` (``jnp.minimum`` would halve the derivative at the tie: elu'(0)
-    1/2, not 1); a ``Min`` of the definition's own stays."""
-    own = expr.atoms(sp.Min, sp.Max)
-
-    def as_where(clamp):
-        (limit,) = [arg for arg in clamp.args if arg.is_Number]
-        (value,) = [arg for arg in clamp.args if arg != limit]
-        beyond = value > limit if isinstance(clamp, sp.Min) else value < limit
-        return sp.Piecewise((limit, beyond), (value, True))
-
-    added = lambda e: isinstance(e, sp.Min | sp.Max) and e not in own  # noqa: E731
-    return clamp_branches(expr).replace(added, as_where)

@@ -8,7 +8,8 @@ the cross-entropies, a registered one) is the registry's SymPy definition printe
 maximum subtracted: finite at logits of 1e4). The loss reads the output layer's ``Z`` as well
 as its ``A``, so that ``stabilize`` writes a log of the output in ``Z`` as the kernels do
 (``cce``'s log softmax: finite where the softmax underflows to 0). A branch's exps see only its
-own side (:func:`numeric.generator.stable.clamp_branches`): elu's gradient is finite at 1e3."""
+own side (:func:`numeric.generator.stable.clamp_branches_as_where`): elu's gradient is finite
+at 1e3."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from derive import registry
 from derive.layers import Dense, Dropout
 from derive.ops import rowsum
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
-from numeric.generator.stable import clamp_branches, stabilize
+from numeric.generator.stable import clamp_branches_as_where, stabilize
 from numeric.generator.tensor_printer import row_rule, row_total
 
 _ACTIVATIONS = {
@@ -58,10 +59,6 @@ def _output(name: str, Z: sp.Symbol) -> sp.Expr:
     return row_rule(act.definition, {"z": Z}).replace(row_total, rowsum)
 
 
-#: ``min(z, c)`` and ``max(z, c)`` of a clamped branch, printed as ``jnp.where``
-_at_most, _at_least = sp.Function("at_most"), sp.Function("at_least")
-
-
 @cache
 def _printed(args: tuple, expr: sp.Expr, definitions: tuple = ()):
     """``expr`` as a jax.numpy function, in the stable form the kernels print, given the
@@ -80,29 +77,10 @@ def _printed(args: tuple, expr: sp.Expr, definitions: tuple = ()):
         "sigmoid": jax.nn.sigmoid,
         "softplus": jax.nn.softplus,
         "erf": erf,  # jax.numpy has none: SymPy would fall back to math.erf, on arrays
-        # z itself at z = c (the branch's derivative there), c beyond: jnp.minimum would
-        # split the derivative at the tie in half (elu'(0) = 1/2, not the kernels' 1)
-        "at_most": lambda z, c: jnp.where(z > c, c, z),
-        "at_least": lambda z, c: jnp.where(z < c, c, z),
     }
-    stable_expr = _clamped(stabilize(expr, dict(definitions)))
+    # each branch's exps on its own side: jnp.where computes both, and elu's exp(1e3) is inf
+    stable_expr = clamp_branches_as_where(stabilize(expr, dict(definitions)))
     return sp.lambdify(args, stable_expr, modules=[stable, "jax"])
-
-
-def _clamped(expr: sp.Expr) -> sp.Expr:
-    """``expr`` with each branch's exps computed on its own side of the condition
-    (``clamp_branches``): ``jnp.where`` computes both branches, and elu's ``exp(z)`` at
-    ``z = 1e3`` is inf, its gradient ``inf * 0 = nan`` though the branch is not taken. The
-    clamps it adds (not a ``Min`` of the definition's own) become ``at_most``/``at_least``."""
-    own = expr.atoms(sp.Min, sp.Max)
-
-    def as_where(clamp):
-        (limit,) = [arg for arg in clamp.args if arg.is_Number]
-        (value,) = [arg for arg in clamp.args if arg != limit]
-        return (_at_most if isinstance(clamp, sp.Min) else _at_least)(value, limit)
-
-    added = lambda e: isinstance(e, sp.Min | sp.Max) and e not in own  # noqa: E731
-    return clamp_branches(expr).replace(added, as_where)
 
 
 def jax_cost(model):
