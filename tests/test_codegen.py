@@ -128,6 +128,16 @@ def test_an_expression_kernel_reads_its_inputs_from_the_columns_of_x_and_ignores
     assert grads["w"] == pytest.approx(2.0) and grads["v"] == pytest.approx(2.5)
 
 
+def test_codegen_of_a_model_is_codegen_of_its_derivation_and_verify_takes_either():
+    layers = [derive.layers.Dense(4, "tanh"), derive.layers.Dense(2, "softmax")]
+    model = derive.network(3, layers, "cce")
+    assert codegen(model).source == codegen(model.derive()).source
+    from numeric import verify
+
+    checked = verify(model.derive(), batch=4)
+    assert checked.ok and checked.rows == verify(model, batch=4).rows
+
+
 def test_an_unknown_target_is_a_clear_input_error():
     with pytest.raises(derive.BackpropInputError, match="unknown codegen target 'cuda'"):
         codegen(derive.chain(1).derive(), target="cuda")

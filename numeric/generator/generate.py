@@ -49,7 +49,8 @@ DTYPES = ("float64", "float32")
 def codegen(derivation, target: str = "numpy", dtype: str = "float64") -> Kernel:
     """Print the kernel module of a Derivation for ``target`` (``"numpy"`` or ``"jax"``).
 
-    The kernel computes in the dtype of its inputs, float32 or float64; ``dtype`` is the one
+    A Model is derived first: ``codegen(model)`` is ``codegen(model.derive())``. The kernel
+    computes in the dtype of its inputs, float32 or float64; ``dtype`` is the one
     it converts integer inputs to (uint8 pixels, say). A network on images or sequences (a
     ``derive.tensor_network.TensorNetwork``) is passed as it is, ``codegen(net)``: its kernel
     has the same interface, plus ``masks=`` when it has dropout; ``kernel.lines`` is empty.
@@ -64,7 +65,7 @@ def codegen(derivation, target: str = "numpy", dtype: str = "float64") -> Kernel
     """
     network = _tensor_network(derivation)
     if network is None:
-        _check_derivation(derivation)
+        derivation = _derivation_of(derivation)
     if target not in PRINTERS:
         raise BackpropInputError(f"unknown codegen target {target!r}; known: {', '.join(TARGETS)}")
     if dtype not in DTYPES:
@@ -97,22 +98,21 @@ def _tensor_codegen(network, target: str, dtype: str) -> Kernel:
                   network=network)  # fmt: skip
 
 
-def _check_derivation(derivation) -> None:
-    """A TypeError that says what to pass for the usual slips: a Model, a spec string."""
+def _derivation_of(derivation):
+    """The Derivation to print: ``derivation`` itself, or a Model's derivation (so
+    ``codegen(model)`` works too); a TypeError that says what to pass for a spec string."""
     if isinstance(derivation, str):
         raise TypeError(
             f"codegen takes a Derivation, not the text {derivation!r}: "
             f"codegen(derive.build({derivation!r}, for_kernels=True).derive())"
         )
     if hasattr(derivation, "derive") and not hasattr(derivation, "steps"):
-        raise TypeError(
-            f"codegen takes a Derivation, got the {type(derivation).__name__} itself: "
-            "call .derive() first, codegen(model.derive())"
-        )
+        derivation = derivation.derive()
     if not hasattr(derivation, "model"):
         raise TypeError(
             f"codegen takes a Derivation (model.derive()), got {type(derivation).__name__}"
         )
+    return derivation
 
 
 __all__ = ["DTYPES", "TARGETS", "Kernel", "KernelLine", "Program", "codegen"]

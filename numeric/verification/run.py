@@ -88,7 +88,8 @@ def verify(
 ) -> Verification:
     """Check the kernel of ``model`` against JAX autodiff and finite differences.
 
-    ``kernel`` defaults to ``numeric.codegen(model.derive())``; pass another (e.g. a
+    ``model`` may also be its Derivation (``model.derive()``). ``kernel`` defaults to
+    ``numeric.codegen(model.derive())``; pass another (e.g. a
     deliberately broken one) to check that instead. Parameters (shapes from the kernel's
     ``PARAMS``) and a batch of ``batch`` examples are drawn from ``seed`` in ``dtype``,
     unless ``params`` / ``data=(X, Y)`` are given. Never raises on a wrong gradient: see
@@ -111,7 +112,7 @@ def verify(
         return check_tensor_network(
             model, dtype, batch, seed, kernel, params=params, data=data
         )  # fmt: skip
-    _check_model(model)
+    model = _model_of(model)
     dtype = check_options(dtype, batch, seed, TOLERANCES)
     check_bytes(model, batch if data is None else len(data[0]))  # refuse before any array
     from numeric.generator.generate import codegen
@@ -257,12 +258,13 @@ def check_options(dtype, batch, seed, allowed) -> str:
     return dtype
 
 
-def _check_model(model) -> None:
-    """A TypeError that says what to pass: the Model, not its Derivation or a spec string."""
+def _model_of(model):
+    """The Model to check: ``model`` itself, or the one a Derivation was derived from (so
+    ``verify(model.derive())`` works too); a TypeError that says what to pass otherwise."""
     if hasattr(model, "param_shapes"):
-        return
+        return model
     if hasattr(model, "model") and hasattr(model, "steps"):
-        raise TypeError("verify takes the Model, not its Derivation: verify(derivation.model)")
+        return _model_of(model.model)
     if isinstance(model, str):
         raise TypeError(
             f"verify takes a Model, not the text {model!r}: "
