@@ -19,7 +19,8 @@ report: $(VENV)/.installed
 	$(BIN)/backprop report -o $(OUT)
 
 test: $(VENV)/.installed
-	$(BIN)/ruff check derive numeric reports tests bench
+	$(BIN)/ruff check derive numeric reports tests bench backprop examples
+	$(BIN)/ruff format --check derive numeric reports tests bench backprop examples
 	$(BIN)/pytest -n 2
 
 bench: $(VENV)/.installed

@@ -111,8 +111,7 @@ def _implied(expr, lo, hi, ranges: dict) -> bool:
         else:
             return False
     return (
-        sp.expand(low - lo).is_nonnegative is True
-        and sp.expand(hi - high).is_nonnegative is True
+        sp.expand(low - lo).is_nonnegative is True and sp.expand(hi - high).is_nonnegative is True
     )
 
 

@@ -41,6 +41,8 @@ from .evaluator import Evaluator, LossFn, Params
 NOISE_ULPS = 8.0
 #: One-sided slopes must differ by this many times their noise to call it a kink.
 KINK_FACTOR = 10.0
+
+
 def eps_of(dtype) -> float:
     """Machine epsilon of a floating dtype, e.g. ``eps_of(np.float32) == 2**-23``."""
     return float(np.finfo(dtype).eps)
