@@ -11,13 +11,14 @@ import numpy as np
 import derive
 from derive.errors import BackpropInputError
 from derive.optimizers import UpdateRule
+from derive.tensor_network import TensorNetwork
 
 
 @dataclass
 class TrainingRun:
     """What the outputs are written from."""
 
-    model: derive.Model
+    model: derive.Model | TensorNetwork
     kernel: object
     data: object  # numeric.training.Data
     Y: np.ndarray
@@ -41,12 +42,14 @@ class TrainingRun:
 
     def summary(self) -> str:
         """One line: what was trained on what, how, and how it ended."""
+        from numeric.training.datasets import model_name
+
         history = self.run.history
         start, end = history.epoch_loss[0], history.epoch_loss[-1]
         what = "error rate" if self.perceptron else "loss"
         batches = history.steps_per_epoch
         line = (
-            f"{self.model.spec} on {self.data.name} ({len(self.data.X)} examples): "
+            f"{model_name(self.model)} on {self.data.name} ({len(self.data.X)} examples): "
             f"{self.optimizer.name} lr={self.optimizer.lr:g}, {self.epochs} epochs of "
             f"{batches} batch{'es' if batches != 1 else ''}; {what} {start:.4g} -> {end:.4g}"
         )
@@ -64,12 +67,13 @@ class TrainingRun:
         return line
 
     def draw(self, directory: Path) -> dict[str, Path]:
-        """The loss curve and (two inputs) the decision boundary, as PDF and PNG."""
+        """The loss curve and (two inputs) the decision boundary, as PDF and PNG; images
+        and sequences have no plane to draw."""
         from reports.figures.learning import decision_boundary, loss_curve
 
         ylabel = "error rate (mean |y - step(z)|)" if self.perceptron else "loss (mean cost)"
         figures = {"loss": loss_curve(self.run.history, directory / "loss", ylabel)}
-        if self.data.X.shape[1] == 2 and self.kind is not None:
+        if self.data.X.shape[1:] == (2,) and self.kind is not None:
             figures["boundary"] = decision_boundary(
                 self.kernel, self.run.params, self.data.X, self.data.labels, self.kind,
                 directory / "boundary",
@@ -79,18 +83,21 @@ class TrainingRun:
 
 def run_training(model, data, optimizer: UpdateRule, epochs: int, batch_size: int, seed: int,
                  progress: bool | None = None) -> TrainingRun:  # fmt: skip
-    """Generate ``model``'s kernel and train it from seeded random parameters on ``data``."""
+    """Generate ``model``'s kernel and train it from seeded random parameters on ``data``.
+    ``model`` is a derive.Model or a network on images or sequences (whose CSV rows are
+    shaped to its input here)."""
     from numeric import codegen, train
-    from numeric.training.datasets import best_line_accuracy, check_inputs, targets_for
+    from numeric.training.datasets import best_line_accuracy, inputs_for, targets_for
     from numeric.training.history import class_kind
 
-    if not model.targets:
+    dense = None if isinstance(model, TensorNetwork) else model  # a network has no labels
+    if dense is not None and not dense.targets:
         raise BackpropInputError(f"{model.spec} has no targets to learn (it is an expression)")
-    check_inputs(model, data)
+    data = inputs_for(model, data)
     Y = targets_for(model, data)
-    kernel = codegen(model.derive())
+    kernel = codegen(model)
     run = train(kernel, kernel.random_params(seed=seed), data.X, Y, optimizer, epochs,
                 batch_size, seed, progress=progress)  # fmt: skip
-    binary = data.X.shape[1] == 2 and set(np.unique(data.labels)) <= {0, 1}
+    binary = data.X.shape[1:] == (2,) and set(np.unique(data.labels)) <= {0, 1}
     best = best_line_accuracy(data.X, data.labels) if binary else None
-    return TrainingRun(model, kernel, data, Y, run, batch_size, seed, class_kind(model, Y), best)
+    return TrainingRun(model, kernel, data, Y, run, batch_size, seed, class_kind(dense, Y), best)

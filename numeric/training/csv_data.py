@@ -1,4 +1,7 @@
 """A user's own data from a CSV file: inputs in the first columns, the class label last.
+For a network on images or sequences a row holds one example flattened in C order (an
+``(H, W, C)`` image's ``H*W*C`` values); :func:`~numeric.training.datasets.inputs_for`
+shapes the rows to the network's input.
 
 A first row that is not all numbers is a header. Every problem is reported with the line it
 is on: a row with another number of fields, a field that is not a number, NaN or infinity,

@@ -1,11 +1,17 @@
-"""Small 2-D data sets made on the spot (no downloads), and targets shaped for a model.
+"""Small data sets made on the spot (no downloads), and targets shaped for a model.
 
-Each generator returns ``X`` (m, 2) in float64 and integer class labels ``labels`` (m,):
+The 2-D generators return ``X`` (m, 2) in float64 and integer class labels ``labels`` (m,):
 
 * ``xor``      the four corners of the unit square, labelled x1 XOR x2 (no line separates them);
 * ``planar``   the "flower" of Andrew Ng's course (course 1, week 3): two classes of petals;
 * ``circles``  a ring around a disc;
 * ``blobs``    two clouds with a guaranteed gap between them (linearly separable).
+
+The image generator makes ``X`` (m, H, W, C) at the shape a network takes:
+
+* ``bars``     a horizontal (class 0) or vertical (class 1) bar at a random place, with noise.
+
+:func:`data_for` makes the one a model names, or says which fit it.
 
 >>> data = make("xor")
 >>> data.X.tolist(), data.labels.tolist()
@@ -22,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from derive.errors import BackpropInputError, UnknownNameError
+from derive.tensor_network import TensorNetwork
 
 
 class Data(NamedTuple):
@@ -85,7 +92,31 @@ def blobs(seed: int = 0, m: int = 100, gap: float = 0.5) -> tuple[np.ndarray, np
     return X, labels
 
 
-DATASETS = {"xor": xor, "planar": planar, "circles": circles, "blobs": blobs}
+def bars(
+    seed: int = 0, shape: tuple = (8, 8, 1), m: int = 200, noise: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images of ``shape`` (H, W, C), each Gaussian noise of scale ``noise`` plus one
+    full-length bar of ones in every channel: a random row (class 0, horizontal) or a random
+    column (class 1, vertical); the classes alternate.
+
+    >>> X, labels = bars(shape=(4, 5, 1), m=2, noise=0)
+    >>> np.sort(X[0, ..., 0].sum(axis=1)).tolist(), np.sort(X[1, ..., 0].sum(axis=0)).tolist()
+    ([0.0, 0.0, 0.0, 5.0], [0.0, 0.0, 0.0, 0.0, 4.0])
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(m) % 2
+    X = noise * rng.standard_normal((m, *shape))
+    height, width = shape[:2]
+    for image, label in zip(X, labels):
+        if label:
+            image[:, rng.integers(width)] += 1.0
+        else:
+            image[rng.integers(height)] += 1.0
+    return X, labels
+
+
+DATASETS = {"xor": xor, "planar": planar, "circles": circles, "blobs": blobs}  # X (m, 2)
+IMAGE_DATASETS = {"bars": bars}  # X (m, H, W, C) at the network's shape, 2 classes
 
 
 def make(name: str, seed: int = 0) -> Data:
@@ -95,11 +126,60 @@ def make(name: str, seed: int = 0) -> Data:
     return Data(*DATASETS[name](seed), name)
 
 
+def data_for(model, name: str, seed: int = 0) -> Data:
+    """The generated data set ``name`` shaped for ``model``; one error naming the sets that
+    fit when it does not (a 2-D set for 2 inputs, ``bars`` for images and 2 classes)."""
+    if name not in DATASETS and name not in IMAGE_DATASETS:
+        raise UnknownNameError("data set", name, [*DATASETS, *IMAGE_DATASETS])
+    fits = fitting(model)
+    if name not in fits:
+        made = "images (H, W, C) of 2 classes" if name in IMAGE_DATASETS else "2 input column(s)"
+        raise BackpropInputError(
+            f"{name} has {made}, but {model_name(model)} takes {_inputs(model)}; the data "
+            f"that fit it: {', '.join([*fits, 'FILE.csv'])}"
+        )
+    if name in IMAGE_DATASETS:
+        return Data(*IMAGE_DATASETS[name](seed, input_shape(model)), name)
+    return make(name, seed)
+
+
+def fitting(model) -> list[str]:
+    """The generated data sets that fit ``model``: the 2-D ones for 2 inputs (a dense model
+    with more outputs than the data has classes still fits, as it does for a CSV), ``bars``
+    for images of at least 2 x 2 pixels and a head of 2 classes."""
+    shape = input_shape(model)
+    if shape == (2,):
+        return list(DATASETS)
+    if len(shape) == 3 and min(shape[:2]) >= 2 and model.n_outputs <= 2:
+        return list(IMAGE_DATASETS)
+    return []
+
+
+def input_shape(model) -> tuple[int, ...]:
+    """One example's input shape: ``(n,)`` for a dense model, ``(H, W, C)`` or ``(T, d)``
+    for a tensor network."""
+    return tuple(int(s) for s in model.data_shapes(1)["X"][1:])
+
+
+def model_name(model) -> str:
+    """How messages name a model: its spec, or a tensor network's ``network(...)`` call."""
+    return model.source if isinstance(model, TensorNetwork) else model.spec
+
+
+def _inputs(model) -> str:
+    shape = input_shape(model)
+    if len(shape) == 1:
+        return f"{shape[0]} input column(s)"
+    kind = "images" if len(shape) == 3 else "sequences"
+    return f"{kind} {shape} with {model.n_outputs} output(s)"
+
+
 def targets_for(model, data: Data) -> np.ndarray:
     """Integer class labels as the ``Y`` a model's kernel takes: the labels themselves for
     a sparse loss, one-hot rows for several outputs, a column of 0/1 for one output (a
     vector for logistic regression). Raises ``BackpropInputError`` for a label the model
-    has no output for."""
+    has no output for. A tensor network takes no labels (its losses are one-hot), so
+    its targets are the one-hot rows or the column."""
     labels = data.labels
     classes = max(model.n_outputs, 2)
     bad = (labels < 0) | (labels >= classes)
@@ -107,24 +187,37 @@ def targets_for(model, data: Data) -> np.ndarray:
         row = int(np.flatnonzero(bad)[0])
         raise BackpropInputError(
             f"{data.name}, {data.where(row)}: label {labels[row]} is out of range: "
-            f"{model.spec} has {model.n_outputs} output(s), so labels are 0..{classes - 1}"
+            f"{model_name(model)} has {model.n_outputs} output(s), so labels are "
+            f"0..{classes - 1}"
         )
     labels = labels.astype(np.int64)
-    if model.labels:
+    dense = not isinstance(model, TensorNetwork)
+    if dense and model.labels:
         return labels
     if model.n_outputs == 1:
         column = labels.astype(np.float64)
-        return column if model.real_target_vector else column[:, None]
+        return column if dense and model.real_target_vector else column[:, None]
     return np.eye(model.n_outputs)[labels]
 
 
-def check_inputs(model, data: Data) -> None:
-    """The data's columns are the model's inputs."""
-    wanted = model.data_shapes(len(data.X))["X"][1]
-    if data.X.shape[1] != wanted:
+def inputs_for(model, data: Data) -> Data:
+    """The data with each row shaped as the model's input: a CSV's flat rows become images
+    or sequences in C order (``H*W*C`` values per row for ``(H, W, C)``). A width that is
+    not the model's is one error naming both."""
+    shape = input_shape(model)
+    if data.X.shape[1:] == shape:
+        return data
+    width, wanted = int(np.prod(data.X.shape[1:])), int(np.prod(shape))
+    if len(shape) == 1:
         raise BackpropInputError(
-            f"{data.name} has {data.X.shape[1]} input column(s), but {model.spec} takes {wanted}"
+            f"{data.name} has {width} input column(s), but {model_name(model)} takes {wanted}"
         )
+    if data.X.ndim != 2 or width != wanted:
+        raise BackpropInputError(
+            f"{data.name} has {width} input values per example, but {model_name(model)} "
+            f"takes {wanted}: one input of shape {shape}, flattened in C order"
+        )
+    return data._replace(X=data.X.reshape(len(data.X), *shape))
 
 
 def best_line_accuracy(X: np.ndarray, labels: np.ndarray, directions: int = 720) -> float:
