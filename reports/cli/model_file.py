@@ -18,13 +18,14 @@ from derive import BackpropInputError, Model
 
 class TensorNetworkFile(BackpropInputError):
     """The file's ``model`` is a tensor network (images, sequences): ``derive``, ``check``,
-    ``codegen`` and ``report`` catch this and take ``.model``; ``train`` says it does not."""
+    ``codegen``, ``report`` and ``train`` catch this and take ``.model``; ``report --train``
+    says it does not."""
 
     def __init__(self, path: Path, model):
         self.model = model
         super().__init__(
-            f"{path}: 'model' is a tensor network; backprop derive, codegen, check and report "
-            "take it, backprop train does not yet"
+            f"{path}: 'model' is a tensor network; backprop train and report take it, "
+            "report --train (a Learning section) does not yet: run backprop train"
         )
 
 

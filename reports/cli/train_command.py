@@ -4,6 +4,9 @@ Writes to a directory (``-o DIR``, default ``training``), all or nothing: the lo
 (``loss.pdf``/``.png``), the decision boundary with the points for two inputs
 (``boundary.pdf``/``.png``), the trained parameters (``params.npz``), the loss per step
 (``history.csv``) and the one-line summary (``summary.txt``, also printed).
+
+A model file may hold a network on images or sequences: it trains on ``bars`` (images) or a
+CSV whose rows hold one example's inputs flattened in C order, then its label.
 """
 
 from __future__ import annotations
@@ -17,21 +20,21 @@ import numpy as np
 from derive.errors import BackpropInputError, UnknownNameError
 from derive.optimizers import OPTIMIZERS, optimizer
 
-from .model_file import is_model_file
+from .model_file import TensorNetworkFile, is_model_file
 from .options import add_model_options, check_seed, model_of
 
-HELP = "train the kernel on a data set (xor, planar, circles, blobs or a CSV file)"
+HELP = "train the kernel on a data set (xor, planar, circles, blobs, bars or a CSV file)"
 MARKER = ".backprop-training"
-DATA_SETS = ("xor", "planar", "circles", "blobs")
+DATA_SETS = ("xor", "planar", "circles", "blobs", "bars")
 
 
 def add_training_options(p, seed: bool = True) -> None:
     """The options of a run; the report takes them too (it has its own ``--seed``)."""
     p.add_argument(
         "--data",
-        default="planar",
-        help=f"{', '.join(DATA_SETS)} (generated), or FILE.csv: inputs, then a class label "
-        "0, 1, ... per row (default: planar, the flower of Ng's course)",
+        help=f"{', '.join(DATA_SETS)} (generated; bars: images of a network's input shape), "
+        "or FILE.csv: inputs (an image or sequence flattened in C order), then a class label "
+        "0, 1, ... per row (default: planar, the flower of Ng's course; bars for images)",
     )
     p.add_argument("--optimizer", default="adam", help=f"{', '.join(OPTIMIZERS)} (default: adam)")
     p.add_argument("--lr", type=float, help="learning rate (default: the rule's, Keras's)")
@@ -47,8 +50,9 @@ def add_arguments(p) -> None:
     p.add_argument("-o", "--output-dir", dest="out", default="training", help="directory")
 
 
-def training_run(args, progress: bool | None = None):
-    """The run the options describe (also used by ``backprop report --train``)."""
+def training_run(args, progress: bool | None = None, tensor_networks: bool = False):
+    """The run the options describe (also used by ``backprop report --train``, whose
+    Learning section is for dense models: it leaves ``tensor_networks`` off)."""
     from reports.training import run_training
 
     check_seed(args.seed)
@@ -59,16 +63,30 @@ def training_run(args, progress: bool | None = None):
     if not rule.uses_gradient and not is_model_file(args.spec):  # a step unit, error rate
         args.output = args.output or "step"
         args.loss = args.loss or "mae"
-    model = model_of(args, for_kernels=True)
-    data = load_data(args.data, args.seed)
+    model = _model(args, tensor_networks)
+    data = load_data(args.data, args.seed, model)
     return run_training(model, data, rule, args.epochs, args.batch_size, args.seed, progress)
 
 
-def load_data(name: str, seed: int):
-    from numeric.training import load_csv, make
+def _model(args, tensor_networks: bool):
+    try:
+        return model_of(args, for_kernels=True)
+    except TensorNetworkFile as found:  # images or sequences: the network is trained itself
+        if not tensor_networks:
+            raise
+        return found.model
 
+
+def load_data(name: str | None, seed: int, model):
+    """The data set ``--data`` names, made for ``model`` (a CSV's rows are shaped to its
+    input later, in ``run_training``); by default planar, or bars for a network on images."""
+    from numeric.training import load_csv
+    from numeric.training.datasets import data_for, fitting
+
+    if name is None:
+        name = "bars" if fitting(model) == ["bars"] else "planar"
     if name in DATA_SETS:
-        return make(name, seed)
+        return data_for(model, name, seed)
     if name.lower().endswith(".csv") or os.path.sep in name:
         return load_csv(name)
     raise UnknownNameError("data set", name, [*DATA_SETS, "FILE.csv"])
@@ -79,7 +97,7 @@ def run(args) -> int:
 
     out = Path(args.out)
     _check_output_dir(out, MARKER, holds="training run")
-    result = training_run(args)
+    result = training_run(args, tensor_networks=True)
     build = _fresh_dir(out)
     try:
         _write(result, build)
