@@ -3,12 +3,13 @@
 ``train`` runs the loop (``loop``); ``Stepper`` applies a rule's update code, which
 ``update_code`` prints from the rule's SymPy assignments (``derive.optimizers``), as
 ``signal_code`` prints the perceptron's batch signal from its definition; ``History``
-and the progress bar are in ``history``; ``datasets`` makes small 2-D data sets and shapes
-targets for a model; ``csv_data`` reads a user's own.
+and the progress bar are in ``history``; ``datasets`` makes small data sets (2-D points,
+``bars`` images; ``data_for`` at a model's input shape) and shapes inputs and targets for a
+model (``inputs_for``, ``targets_for``); ``csv_data`` reads a user's own.
 """
 
 from .csv_data import load_csv
-from .datasets import DATASETS, Data, make, targets_for
+from .datasets import DATASETS, Data, data_for, inputs_for, make, targets_for
 from .history import History
 from .loop import Training, train
 from .signal_code import signal_source
@@ -21,6 +22,8 @@ __all__ = [
     "History",
     "Stepper",
     "Training",
+    "data_for",
+    "inputs_for",
     "load_csv",
     "make",
     "signal_source",

@@ -120,10 +120,16 @@ IMAGE_DATASETS = {"bars": bars}  # X (m, H, W, C) at the network's shape, 2 clas
 
 
 def make(name: str, seed: int = 0) -> Data:
-    """A generated data set by name: ``X`` (m, 2) and integer ``labels`` (m,)."""
-    if name not in DATASETS:
-        raise UnknownNameError("data set", name, list(DATASETS))
-    return Data(*DATASETS[name](seed), name)
+    """A generated data set by name: ``X`` (m, 2), or for ``bars`` images of the default
+    shape (:func:`data_for` makes them at a network's), and integer ``labels`` (m,).
+
+    >>> make("bars", seed=2).X.shape
+    (200, 8, 8, 1)
+    """
+    generators = {**DATASETS, **IMAGE_DATASETS}
+    if name not in generators:
+        raise UnknownNameError("data set", name, list(generators))
+    return Data(*generators[name](seed), name)
 
 
 def data_for(model, name: str, seed: int = 0) -> Data:
@@ -135,8 +141,8 @@ def data_for(model, name: str, seed: int = 0) -> Data:
     if name not in fits:
         made = "images (H, W, C) of 2 classes" if name in IMAGE_DATASETS else "2 input column(s)"
         raise BackpropInputError(
-            f"{name} has {made}, but {model_name(model)} takes {_inputs(model)}; the data "
-            f"that fit it: {', '.join([*fits, 'FILE.csv'])}"
+            f"{name} has {made}, but {model_name(model)} takes {input_description(model)}; "
+            f"the data that fit it: {', '.join([*fits, 'FILE.csv'])}"
         )
     if name in IMAGE_DATASETS:
         return Data(*IMAGE_DATASETS[name](seed, input_shape(model)), name)
@@ -166,7 +172,9 @@ def model_name(model) -> str:
     return model.source if isinstance(model, TensorNetwork) else model.spec
 
 
-def _inputs(model) -> str:
+def input_description(model) -> str:
+    """What ``model`` takes, for messages: ``3 input column(s)``, or ``images (H, W, C)``
+    or ``sequences (T, d)`` with its number of outputs."""
     shape = input_shape(model)
     if len(shape) == 1:
         return f"{shape[0]} input column(s)"
