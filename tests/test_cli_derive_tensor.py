@@ -388,4 +388,4 @@ def test_a_bad_tensor_file_and_train_are_one_line_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and "bad.py, line 3" in err and "kernel" in err
     assert main(["train", str(CONVNET)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "with 10 output(s); the data that fit it: FILE.csv" in err
+    assert err.count("\n") == 1 and "(images (28, 28, 1) with 10 output(s)); give --data" in err

@@ -175,7 +175,9 @@ def _csv(tmp_path, width, rows=4, nan_at=None):
         (ATTENTION, lambda p: "bars", "bars has images (H, W, C) of 2 classes, but network((4, 3)"),
         (ATTENTION, lambda p: "bars", "takes sequences (4, 3) with 1 output(s); the data that "
          "fit it: FILE.csv"),
-        (ATTENTION, lambda p: None, "the data that fit it: FILE.csv"),
+        (ATTENTION, lambda p: None, "no generated data set fits network((4, 3), [SelfAttention("),
+        (ATTENTION, lambda p: None, "(sequences (4, 3) with 1 output(s)); give --data FILE.csv: "
+         "a row per example, its 12 input values flattened in C order, then its class label"),
         (TEN_CLASSES, lambda p: "bars", "takes images (5, 5, 1) with 10 output(s); the data "
          "that fit it: FILE.csv"),
         (ATTENTION, lambda p: "mnist", "unknown data set 'mnist'; known: xor, planar, circles, "

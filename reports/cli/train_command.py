@@ -81,10 +81,10 @@ def load_data(name: str | None, seed: int, model):
     """The data set ``--data`` names, made for ``model`` (a CSV's rows are shaped to its
     input later, in ``run_training``); by default planar, or bars for a network on images."""
     from numeric.training import load_csv
-    from numeric.training.datasets import data_for, fitting
+    from numeric.training.datasets import data_for
 
     if name is None:
-        name = "bars" if fitting(model) == ["bars"] else "planar"
+        name = _default_data(model)
     if name in DATA_SETS:
         return data_for(model, name, seed)
     if name.lower().endswith(".csv") or os.path.sep in name:
@@ -92,12 +92,29 @@ def load_data(name: str | None, seed: int, model):
     raise UnknownNameError("data set", name, [*DATA_SETS, "FILE.csv"])
 
 
+def _default_data(model) -> str:
+    """planar, or bars for images; a model no generated set fits needs a CSV, and the
+    message says so rather than naming a set the user did not give."""
+    from numeric.training.datasets import fitting, input_description, input_shape, model_name
+
+    fits = fitting(model)
+    if fits:
+        return "planar" if "planar" in fits else fits[0]
+    shape = input_shape(model)
+    flattened = " flattened in C order" if len(shape) > 1 else ""
+    raise BackpropInputError(
+        f"no generated data set fits {model_name(model)} ({input_description(model)}); give "
+        f"--data FILE.csv: a row per example, its {int(np.prod(shape))} input values"
+        f"{flattened}, then its class label"
+    )
+
+
 def run(args) -> int:
     from reports.document import _check_output_dir, _fresh_dir, _swap
 
     out = Path(args.out)
     _check_output_dir(out, MARKER, holds="training run")
-    result = training_run(args, tensor_networks=True)
+    result = training_run(args)
     build = _fresh_dir(out)
     try:
         _write(result, build)
