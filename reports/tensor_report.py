@@ -5,6 +5,8 @@ its index-level definition, the contraction ``L = Σ dZ Z`` differentiated by on
 Kronecker deltas SymPy's ``diff`` gives), the deltas summed out (the derived rule), and the
 named form a textbook prints (``dX`` = full convolution of ``dZ`` with the flipped kernel).
 Two figures: one output position's receptive field, and the gradient routed through a max pool.
+Given a training run (``backprop report net.py --train``), it ends with the Learning section
+of the dense report: the update rule, the loss curve and how the run ended.
 
     python -m reports.tensor_report examples/mnist_convnet.py -o convnet.pdf
 """
@@ -26,7 +28,7 @@ from reports.tensor_steps import softmax_rows
 
 _PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[margin=2cm]{geometry}
-\usepackage{amsmath,amssymb,graphicx}
+\usepackage{amsmath,amssymb,graphicx,float}
 \allowdisplaybreaks
 \begin{document}
 """
@@ -142,8 +144,9 @@ def _attention() -> str:
     return "\n".join(out)
 
 
-def report_tex(model) -> str:
-    """The LaTeX document for ``model`` (a TensorNetwork)."""
+def report_tex(model, learning: str = "") -> str:
+    """The LaTeX document for ``model`` (a TensorNetwork); ``learning`` is the Learning
+    section's LaTeX when the network was trained."""
     from derive.tensor_layers import MaxPool2D
 
     rules = model.rules()
@@ -174,12 +177,13 @@ def report_tex(model) -> str:
         parts.append(_attention())
     if "Dense" in rules:
         parts.append(_simple("Dense", rules["Dense"], r"$Z = A W + b$, one row per example:"))
-    parts.append(r"\end{document}")
+    parts += [learning, r"\end{document}"]
     return "\n".join(parts) + "\n"
 
 
-def write_tensor_report(model, pdf_path) -> Path:
-    """Write the report's PDF to ``pdf_path`` (LaTeX compiled in a temporary folder)."""
+def write_tensor_report(model, pdf_path, training=None) -> Path:
+    """Write the report's PDF to ``pdf_path`` (LaTeX compiled in a temporary folder);
+    ``training`` (a ``reports.training.TrainingRun`` of ``model``) adds the Learning section."""
     from reports.latex.pdflatex import compile_pdf
 
     from .tensor_figures import draw_pool_gradient, draw_receptive_field
@@ -190,13 +194,23 @@ def write_tensor_report(model, pdf_path) -> Path:
         draw_receptive_field(folder / "receptive_field.pdf")
         draw_pool_gradient(folder / "pool_gradient.pdf")
         tex = folder / "report.tex"
-        tex.write_text(report_tex(model), encoding="utf-8")
+        tex.write_text(report_tex(model, _learning(training, folder)), encoding="utf-8")
         built = compile_pdf(tex)
         log = tex.with_suffix(".log").read_text(errors="replace")
         shutil.copy(built, pdf_path)
         shutil.copy(tex, pdf_path.with_suffix(".tex"))
         pdf_path.with_suffix(".log").write_text(log)
     return pdf_path
+
+
+def _learning(training, folder: Path) -> str:
+    """The dense report's Learning section, its figures drawn into ``folder``."""
+    if training is None:
+        return ""
+    from reports.sections.learning import learning_tex
+
+    figures = {f"learning_{name}": path for name, path in training.draw(folder).items()}
+    return learning_tex(training, figures)
 
 
 def main(argv=None) -> int:

@@ -82,10 +82,11 @@ class TrainingRun:
 
 
 def run_training(model, data, optimizer: UpdateRule, epochs: int, batch_size: int, seed: int,
-                 progress: bool | None = None) -> TrainingRun:  # fmt: skip
+                 progress: bool | None = None, say=None) -> TrainingRun:  # fmt: skip
     """Generate ``model``'s kernel and train it from seeded random parameters on ``data``.
     ``model`` is a derive.Model or a network on images or sequences (whose CSV rows are
-    shaped to its input here)."""
+    shaped to its input here). ``say`` gets one line once the data are checked, before the
+    work starts, so a refused run prints only its error."""
     from numeric import codegen, train
     from numeric.training.datasets import best_line_accuracy, inputs_for, targets_for
     from numeric.training.history import class_kind
@@ -95,6 +96,8 @@ def run_training(model, data, optimizer: UpdateRule, epochs: int, batch_size: in
         raise BackpropInputError(f"{model.spec} has no targets to learn (it is an expression)")
     data = inputs_for(model, data)
     Y = targets_for(model, data)
+    if say is not None:
+        say("training the network")
     kernel = codegen(model)
     run = train(kernel, kernel.random_params(seed=seed), data.X, Y, optimizer, epochs,
                 batch_size, seed, progress=progress)  # fmt: skip

@@ -203,11 +203,3 @@ def test_a_label_the_network_has_no_output_for_names_its_line(tmp_path, capsys):
     net = _file(tmp_path, "attention.py", ATTENTION)
     assert _train(tmp_path, net, "--data", str(path)) == 2
     assert "labels.csv, line 3: label 2 is out of range" in _one_line_error(capsys)
-
-
-def test_report_train_still_refuses_a_tensor_network_before_training(tmp_path, capsys):
-    net = _file(tmp_path, "convnet.py", CONVNET)
-    assert main(["report", net, "--train", "-o", str(tmp_path / "report")]) == 2
-    err = capsys.readouterr().err
-    assert "report --train (a Learning section) does not yet: run backprop train" in err
-    assert "Traceback" not in err and not (tmp_path / "report").exists()

@@ -18,15 +18,12 @@ from derive import BackpropInputError, Model
 
 class TensorNetworkFile(BackpropInputError):
     """The file's ``model`` is a tensor network (images, sequences): ``derive``, ``check``,
-    ``codegen``, ``report`` and ``train`` catch this and take ``.model``; ``report --train``
-    says it does not."""
+    ``codegen``, ``report`` (with ``--train`` too) and ``train`` catch this and take
+    ``.model``."""
 
     def __init__(self, path: Path, model):
         self.model = model
-        super().__init__(
-            f"{path}: 'model' is a tensor network; backprop train and report take it, "
-            "report --train (a Learning section) does not yet: run backprop train"
-        )
+        super().__init__(f"{path}: 'model' is a tensor network, which this command does not take")
 
 
 def is_model_file(spec: str | None) -> bool:

@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
         "--train",
         action="store_true",
         help="add a Learning section: train the network (options below) and show the "
-        "update rule, the loss curve and the decision boundary",
+        "update rule, the loss curve and, for two inputs, the decision boundary",
     )
     add_training_options(p.add_argument_group("training (with --train)"), seed=False)
 
@@ -41,27 +41,33 @@ def run(args) -> int:
         args.spec = DEFAULT_SPEC
         for option, value in DEFAULT_OPTIONS.items():
             setattr(args, option, getattr(args, option) or value)
-    training = None
-    if args.train:
-        print("training the network", file=sys.stderr)
-        training = training_run(args, progress=False)
+    # the options and the data are checked before the run is announced: a refused run
+    # prints its one error line only
+    training = training_run(args, progress=False, say=_say) if args.train else None
     try:
         model = model_of(args)
     except TensorNetworkFile as found:  # images or sequences: the tensor report
-        from reports.tensor_report import write_tensor_report
-
-        folder = Path(args.out)
-        folder.mkdir(parents=True, exist_ok=True)
-        print(f"wrote {write_tensor_report(found.model, folder / 'report.pdf')}")
-        return 0
+        return _tensor_report(found.model, Path(args.out), training)
     result = write_report(
         model,
         Path(args.out),
         notation=args.notation,
         seed=args.seed,
         dtype=args.dtype,
-        progress=lambda msg: print(msg, file=sys.stderr),
+        progress=_say,
         training=training,
     )
     print(result.summary())
     return 0
+
+
+def _tensor_report(model, folder: Path, training) -> int:
+    from reports.tensor_report import write_tensor_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {write_tensor_report(model, folder / 'report.pdf', training)}")
+    return 0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)

@@ -50,9 +50,9 @@ def add_arguments(p) -> None:
     p.add_argument("-o", "--output-dir", dest="out", default="training", help="directory")
 
 
-def training_run(args, progress: bool | None = None, tensor_networks: bool = False):
-    """The run the options describe (also used by ``backprop report --train``, whose
-    Learning section is for dense models: it leaves ``tensor_networks`` off)."""
+def training_run(args, progress: bool | None = None, say=None):
+    """The run the options describe (also used by ``backprop report --train``); ``say``
+    announces it once the options and the data are checked."""
     from reports.training import run_training
 
     check_seed(args.seed)
@@ -63,17 +63,16 @@ def training_run(args, progress: bool | None = None, tensor_networks: bool = Fal
     if not rule.uses_gradient and not is_model_file(args.spec):  # a step unit, error rate
         args.output = args.output or "step"
         args.loss = args.loss or "mae"
-    model = _model(args, tensor_networks)
+    model = _model(args)
     data = load_data(args.data, args.seed, model)
-    return run_training(model, data, rule, args.epochs, args.batch_size, args.seed, progress)
+    return run_training(model, data, rule, args.epochs, args.batch_size, args.seed, progress,
+                        say)  # fmt: skip
 
 
-def _model(args, tensor_networks: bool):
+def _model(args):
     try:
         return model_of(args, for_kernels=True)
     except TensorNetworkFile as found:  # images or sequences: the network is trained itself
-        if not tensor_networks:
-            raise
         return found.model
 
 

@@ -1,6 +1,7 @@
 """The Learning section (``backprop report --train``): the update rule as its definition in
 ``derive.optimizers`` writes it, the loss curve, the decision boundary, and for the
-perceptron why it learns a separable set and never XOR."""
+perceptron why it learns a separable set and never XOR. The tensor report (images,
+sequences) adds the same section through :func:`learning_tex`."""
 
 from __future__ import annotations
 
@@ -17,15 +18,20 @@ DATA_NAMES = {
     "planar": "the planar flower of Andrew Ng's course",
     "circles": "two circles, one inside the other",
     "blobs": "two separable clouds of points",
+    "bars": "images of a horizontal (class 0) or vertical (class 1) bar in noise",
 }
 
 
 def learning_section(ctx: ReportContext) -> str:
     """Empty unless the report was asked to train (``--train``)."""
-    run = ctx.training
-    if run is None:
-        return ""
-    parts = [_setup(run), _rule(run), _figures(ctx, run), _outcome(run)]
+    return "" if ctx.training is None else learning_tex(ctx.training, ctx.figures)
+
+
+def learning_tex(run, figures: dict) -> str:
+    """The section for ``run`` (a ``reports.training.TrainingRun`` of a dense model or a
+    tensor network); ``figures`` holds the drawn ``learning_loss`` and, for two inputs,
+    ``learning_boundary`` (their files, beside the document)."""
+    parts = [_setup(run), _rule(run), _figures(figures, run), _outcome(run)]
     if run.perceptron:
         parts.append(_why_perceptron(run))
     return section("Learning", "learning", "\n\n".join(p for p in parts if p))
@@ -88,17 +94,17 @@ def _batch_sums(rule) -> str:
     )
 
 
-def _figures(ctx: ReportContext, run) -> str:
+def _figures(figures: dict, run) -> str:
     out = []
-    if "learning_loss" in ctx.figures:
+    if "learning_loss" in figures:
         what = "error rate" if run.perceptron else "mean cost"
         accuracy = " and the accuracy on all examples after each epoch"
         accuracy = accuracy if run.run.history.accuracy else ""
-        out.append(_figure(ctx.figures["learning_loss"].name, 0.78,
+        out.append(_figure(figures["learning_loss"].name, 0.78,
                            f"The {what} of each batch before its step (light), its mean over "
                            f"each epoch{accuracy}.", "fig:loss"))  # fmt: skip
-    if "learning_boundary" in ctx.figures:
-        out.append(_figure(ctx.figures["learning_boundary"].name, 0.5,
+    if "learning_boundary" in figures:
+        out.append(_figure(figures["learning_boundary"].name, 0.5,
                            "The class the trained network predicts at each point of the "
                            "plane, with the training examples.", "fig:boundary"))  # fmt: skip
     return "\n".join(out)
