@@ -120,3 +120,22 @@ def test_make_bars_is_the_images_data_for_makes_at_the_default_shape():
 def test_numeric_training_exports_the_data_functions_for_a_network():
     assert training.data_for is datasets.data_for and training.inputs_for is datasets.inputs_for
     assert {"data_for", "inputs_for", "make", "targets_for"} <= set(training.__all__)
+
+
+@pytest.mark.parametrize(
+    "model, make_out, message",
+    [
+        ("mlp:2-3-1", lambda out: (out.mkdir(), (out / "notes.txt").write_text("mine")),
+         "is not empty and holds no earlier report"),
+        (CONVNET, lambda out: out.write_text("mine"), "exists and is not a directory"),
+    ],
+)  # fmt: skip
+def test_an_output_report_train_cannot_use_is_refused_before_training(
+    tmp_path, capsys, model, make_out, message
+):
+    spec = model if model.startswith("mlp:") else _file(tmp_path, "net.py", model)
+    out = tmp_path / "report"
+    make_out(out)
+    assert main(["report", spec, "--train", "--epochs", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

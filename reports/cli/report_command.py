@@ -6,7 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .model_file import TensorNetworkFile
+from derive.errors import BackpropInputError
+
+from .model_file import TensorNetworkFile, is_model_file
 from .options import add_model_options, check_seed, model_of
 from .train_command import add_training_options, training_run
 
@@ -34,23 +36,28 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from reports.document import DEFAULT_OPTIONS, DEFAULT_SPEC, write_report
+    from reports.document import DEFAULT_OPTIONS, DEFAULT_SPEC, _check_output_dir, write_report
 
     check_seed(args.seed)
     if args.spec is None:  # the built-in default: Ng's two-layer planar classifier
         args.spec = DEFAULT_SPEC
         for option, value in DEFAULT_OPTIONS.items():
             setattr(args, option, getattr(args, option) or value)
-    # the options and the data are checked before the run is announced: a refused run
-    # prints its one error line only
-    training = training_run(args, progress=False, say=_say) if args.train else None
-    try:
-        model = model_of(args)
-    except TensorNetworkFile as found:  # images or sequences: the tensor report
-        return _tensor_report(found.model, Path(args.out), training)
+    out = Path(args.out)
+    network = _tensor_network(args)
+    training = None
+    if args.train:  # the output, the options and the data are checked before the run is
+        # announced: a refused run prints its one error line only
+        if network is None:
+            _check_output_dir(out)
+        else:
+            _check_folder(out)
+        training = training_run(args, progress=False, say=_say)
+    if network is not None:  # images or sequences: the tensor report
+        return _tensor_report(network, out, training)
     result = write_report(
-        model,
-        Path(args.out),
+        model_of(args),  # after training_run, which gives the perceptron its step output
+        out,
         notation=args.notation,
         seed=args.seed,
         dtype=args.dtype,
@@ -59,6 +66,23 @@ def run(args) -> int:
     )
     print(result.summary())
     return 0
+
+
+def _tensor_network(args):
+    """The model file's network on images or sequences; None for a dense model."""
+    if not is_model_file(args.spec):
+        return None
+    try:
+        model_of(args)
+    except TensorNetworkFile as found:
+        return found.model
+    return None
+
+
+def _check_folder(folder: Path) -> None:
+    """The tensor report writes into ``folder``, made when it is missing."""
+    if folder.exists() and not folder.is_dir():
+        raise BackpropInputError(f"output {str(folder)!r} exists and is not a directory")
 
 
 def _tensor_report(model, folder: Path, training) -> int:
