@@ -15,6 +15,12 @@ written by hand are layout: the zero padding of ``padding="same"`` and its adjoi
 ``dZ_full``, which the named ``dX`` reads, built as its definition says (``dZ`` dilated by the
 stride, padded by ``k - 1``); and the batch mean of the cost. Everything is float64.
 
+A registry rule is evaluated in a stable form SymPy rewrites it into, the same value in real
+arithmetic: its logs and sigmoid-like ratios in log space (the loss read in the logits ``Z``,
+so ``cce``'s ``log softmax`` is ``z - log Σ exp z``), and a row that only its differences
+matter to (softmax, log-sum-exp: SymPy proves it) lowered by its maximum. Logits 1e3 apart
+give finite values, as they do in the kernel and JAX.
+
 >>> from derive.layers import Dense
 >>> from derive.tensor_layers import Conv2D, Flatten
 >>> from derive.tensor_network import tensor_network
@@ -27,13 +33,16 @@ stride, padded by ``k - 1``); and the batch mean of the cost. Everything is floa
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import sympy as sp
+from sympy.codegen.numpy_nodes import logaddexp
 
 from derive import tensor_ops as T
 from derive.layers import Dense, Dropout
 from derive.ops import m as batch_size
-from derive.registry import activation, loss, x
+from derive.registry import a, activation, loss, x, z
 from derive.rules import activation_vjp, elementwise_derivative, head_vjp, l, out
 from derive.tensor_layers import AvgPool2D, Conv2D, Flatten, MaxPool2D, MeanOverTime, SelfAttention
 
@@ -107,12 +116,16 @@ def _elementwise(expr: sp.Expr, symbols: dict) -> np.ndarray:
     axes = sp.symbols(f"e0:{len(shape)}", integer=True, nonnegative=True)
     entry = {sym: sp.IndexedBase(f"v{k}")[axes] for k, sym in enumerate(symbols)}
     arrays = {f"v{k}": value for k, value in enumerate(symbols.values())}
-    return evaluate(expr.xreplace(entry), arrays, {}, list(zip(axes, shape)))
+    return evaluate(_log_space(expr).xreplace(entry), arrays, {}, list(zip(axes, shape)))
 
 
 def _rows(expr: sp.Expr, arrays: dict, row_index, shape) -> np.ndarray:
     """A registry rule over one row (``a[l]``, ``Sum(.., (j, 0, n - 1))``) on arrays whose
-    last axis is the row: every entry gets the leading (example) indices."""
+    last axis is the row: every entry gets the leading (example) indices. The rule is
+    evaluated in log space, on its shift-invariant rows lowered by their maximum."""
+    expr = _log_space(expr)
+    for name in _shift_invariant(expr):
+        arrays = arrays | {name: arrays[name] - np.max(arrays[name], axis=-1, keepdims=True)}
     lead = sp.symbols(f"e0:{len(shape) - 1}", integer=True, nonnegative=True)
     on_rows = expr.replace(
         lambda f: isinstance(f, sp.Indexed), lambda f: f.base[(*lead, *f.indices)]
@@ -240,10 +253,11 @@ class _Sweep:
     def head(self, last, Y, total: int):
         """These rows' share of the mean cost, and ``dZ`` of the output layer: the registry's
         head rule over the batch size ``total``."""
-        A = self.kept[last.k]["A"]
-        per_example = _rows(loss(self.net.loss).definition, {"a": A, "y": Y}, None, A.shape)
+        A, Z = self.kept[last.k]["A"], self.kept[last.k]["Z"]
+        losses = _of_logits(loss(self.net.loss).definition, activation(self.net.output))
+        per_example = _rows(losses, {"z": Z, "y": Y}, None, A.shape)
         rule = head_vjp(self.net.output, self.net.loss)
-        dZ = _rows(rule, {"a": A, "y": Y, "z": self.kept[last.k]["Z"]}, l, A.shape) / total
+        dZ = _rows(rule, {"a": A, "y": Y, "z": Z}, l, A.shape) / total
         return float(np.sum(per_example)) / total, dZ
 
     def backward(self, stage, dA, dZ=None):
@@ -317,6 +331,75 @@ def _row_index(definition: sp.Expr):
     free = {ix for f in definition.atoms(sp.Indexed) for ix in f.indices} - summed
     (index,) = free
     return index
+
+
+# -- stable forms: the same values, rewritten by SymPy so that no step leaves the floats ------
+
+_u = sp.Wild("u")
+
+
+@cache
+def _log_space(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with its logs and sigmoid-like ratios written in log space, each rewrite an
+    identity SymPy applies: a log of a positive product or quotient expanded (``log
+    softmax = z - log Σ exp z``, ``log σ(z) = -log(1 + exp(-z))``), ``log(1 + exp(u))`` as
+    ``logaddexp(0, u)`` (NumPy's, finite at ``u = 1e3``) and ``(1 + exp(u))^-k`` as ``exp(-k
+    logaddexp(0, u))``: no ``log 0``, ``0 · log 0`` or ``inf / inf`` where the value is finite.
+
+    >>> _log_space(activation("sigmoid").scalar)
+    exp(-logaddexp(0, -x))
+    """
+    # expand_log splits a log only where SymPy's assumptions say every factor is positive
+    expr = expr.replace(sp.log, lambda arg: sp.expand_log(sp.log(sp.together(arg))))
+    expr = expr.replace(sp.log(1 + sp.exp(_u)), logaddexp(0, _u))
+    expr = expr.replace(_softplus_power, lambda e: sp.exp(-_softplus_power(e)))
+    return sp.powsimp(expr)
+
+
+def _softplus_power(e) -> sp.Expr | None:
+    """``k logaddexp(0, u)`` for ``e = (1 + exp(u))^-k``, else None."""
+    if not (isinstance(e, sp.Pow) and e.exp.is_negative):
+        return None
+    match = e.base.match(1 + sp.exp(_u))
+    return None if match is None else -e.exp * logaddexp(0, match[_u])
+
+
+@cache
+def _shift_invariant(expr: sp.Expr) -> tuple[str, ...]:
+    """The rows that ``expr`` reads in a ``Σ exp`` and whose entries can all be lowered by
+    one amount without changing its value, as SymPy proves (softmax and log-sum-exp see only
+    the differences within a row). Lowered by their maximum, every such exponent is at most
+    0 and the sum at least 1: no overflow, no log 0."""
+    summed = {f.base.label.name for s in expr.atoms(sp.Sum) if isinstance(s.function, sp.exp)
+              for f in s.function.atoms(sp.Indexed)}  # fmt: skip
+    shift = sp.Symbol("shift", real=True)
+
+    def lowered(name):
+        return expr.replace(
+            lambda e: isinstance(e, sp.Indexed) and e.base.label.name == name,
+            lambda e: e - shift,
+        )
+
+    return tuple(name for name in sorted(summed) if sp.simplify(lowered(name) - expr) == 0)
+
+
+@cache
+def _of_logits(per_example: sp.Expr, output) -> sp.Expr:
+    """A loss of the output row ``a`` as a function of the row ``z`` it is computed from:
+    each ``a[k]`` the output activation's definition at ``k`` (so that :func:`_log_space`
+    writes a log of a softmax or sigmoid in ``z``)."""
+    if output.elementwise:
+        at = lambda k: output.scalar.xreplace({x: z[k]})  # noqa: E731
+    else:  # its own summation indices renamed apart from the loss's
+        row, definition = _row_index(output.definition), output.definition
+        bound = {lim[0] for s in definition.atoms(sp.Sum) for lim in s.limits}
+        definition = definition.xreplace(
+            {v: sp.Symbol(f"{v.name}_out", integer=True, nonnegative=True) for v in bound}
+        )
+        at = lambda k: definition.xreplace({row: k})  # noqa: E731
+    return per_example.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base == a, lambda e: at(*e.indices)
+    )
 
 
 __all__ = ["closed_form_loss_and_grads"]
