@@ -8,11 +8,15 @@ top in use; a process that runs one kernel over and over (a training loop) does 
 glibc returns each freed block of 128 kB or more to the operating system, so the next call
 faults its pages back in. Here each variant runs alone in a new process pinned to one core
 (``--calls`` calls after a warm-up; its median call), rounds in a shuffled order, and a
-variant's ratio is the median over rounds of its time over the GEMM floor's in the same
-round (``x floor``) or JAX's (``x jax``). ``faults`` is minor page faults per call; the floor
-allocates its products too, so it may fault as well: read ``x jax`` then.
+variant's ratio is the median over rounds of its time over the fault-free GEMM floor's in the
+same round (``x floor``, ``floor-tuned`` below) or JAX's (``x jax``). ``faults`` is minor page
+faults per call.
 
-* ``floor``       the matrix products of the pass (``bench.baselines``);
+* ``floor``       the matrix products of the pass (``bench.baselines``), new arrays each call,
+                  which fault like the plain kernel's;
+* ``floor-tuned`` the same with glibc keeping freed memory (``TUNED``, as ``gen-tuned``): the
+                  products alone, with no page faults, the reference of ``x floor``;
+* ``jax-floor``   the same products under ``jax.jit``: XLA's matrix products alone;
 * ``generated``   the NumPy kernel's ``loss_and_grads(params, X, Y)``: new gradient arrays;
 * ``gen-tuned``   the same, with glibc told to keep freed memory (``MALLOC_TRIM_THRESHOLD_``,
                   ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TOP_PAD_``, see ``TUNED``): what a
@@ -42,7 +46,9 @@ CASES = (
     "residual MLP 4 blocks of 256, m=128, float64",
     "MLP 784-512-10 relu+softmax-CE, m=128, float32",
 )
-VARIANTS = ("floor", "generated", "gen-tuned", "gen-out", "jax", "torch")
+VARIANTS = ("floor", "floor-tuned", "jax-floor", "generated", "gen-tuned", "gen-out", "jax",
+            "torch")  # fmt: skip
+TUNED_VARIANTS = {"gen-tuned": "generated", "floor-tuned": "floor"}  # run with TUNED set
 #: glibc's malloc keeping what is freed: 256 MB thresholds, 64 MB of padding at the top
 TUNED = {"MALLOC_TRIM_THRESHOLD_": str(1 << 28), "MALLOC_MMAP_THRESHOLD_": str(1 << 28),
          "MALLOC_TOP_PAD_": str(1 << 26)}  # fmt: skip
@@ -59,7 +65,7 @@ def main(argv=None) -> int:
         print(json.dumps(_child(*args.child, args.calls)))
         return 0
     print("each variant alone in a fresh process, one core; medians of rounds, ratios to the "
-          "floor of the same round\n")  # fmt: skip
+          "fault-free floor (floor-tuned) of the same round\n")  # fmt: skip
     print(f"{'case':<48} {'variant':<10} {'median':>10} {'x floor':>8} {'x jax':>8} {'faults':>8}")
     for case in (c for c in CASES if args.only in c):
         _run(case, args.rounds, args.calls)
@@ -74,9 +80,10 @@ def _run(case: str, rounds: int, calls: int) -> None:
     for _ in range(rounds):
         shuffle(order)
         for variant in order:
+            child = TUNED_VARIANTS.get(variant, variant)
             command = [sys.executable, "-m", "bench.fresh_process", "--calls", str(calls),
-                       "--child", case, variant.replace("gen-tuned", "generated")]  # fmt: skip
-            env = {**os.environ, **(TUNED if variant == "gen-tuned" else {})}
+                       "--child", case, child]  # fmt: skip
+            env = {**os.environ, **(TUNED if variant in TUNED_VARIANTS else {})}
             done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             result = json.loads(done.stdout.strip().splitlines()[-1])
             if result is None:  # torch not installed
@@ -87,7 +94,7 @@ def _run(case: str, rounds: int, calls: int) -> None:
         if not times[variant]:
             print(f"{case:<48} {variant:<10} {'(not installed)':>10}")
             continue
-        ratio = statistics.median(t / f for t, f in zip(times[variant], times["floor"]))
+        ratio = statistics.median(t / f for t, f in zip(times[variant], times["floor-tuned"]))
         to_jax = statistics.median(t / j for t, j in zip(times[variant], times["jax"]))
         median = statistics.median(times[variant]) * 1e3
         print(f"{case:<48} {variant:<10} {median:>7.3f} ms {ratio:>8.3f} {to_jax:>8.3f} "
@@ -134,10 +141,12 @@ def _variant(case_name: str, variant: str):
     if variant == "gen-out":
         out = {name: np.empty_like(value) for name, value in params.items()}
         return lambda: kernel.loss_and_grads(params, X, Y, out=out)
-    if variant == "jax":
+    if variant in ("jax", "jax-floor"):
         import jax
 
         jax.config.update("jax_enable_x64", True)
+        if variant == "jax-floor":
+            return baselines.jax_floor(kind, params, X)
         fn = baselines.jax_value_and_grad(baselines.JAX[kind])
         jp, jX, jY = jax.device_put(params), jax.device_put(X), jax.device_put(Y)
         return lambda: jax.block_until_ready(fn(jp, jX, jY))
