@@ -76,11 +76,10 @@ def _sweep(net, params, X, Y, masks, total: int):
     A = X
     for stage in net.stages:
         A = sweep.forward(stage, A)
-    last = net.stages[-1]
-    cost, dZ = sweep.head(last, Y, total)
+    cost = sweep.head(net.stages[-1], Y, total)
     dA = None
     for stage in reversed(net.stages):
-        dA = sweep.backward(stage, dA, dZ if stage is last else None)
+        dA = sweep.backward(stage, dA)
     return cost, sweep.grads
 
 
@@ -150,38 +149,44 @@ class _Sweep:
     # -- forward ----------------------------------------------------------------------------
 
     def forward(self, stage, A):
-        k, layer, keep = stage.k, stage.layer, {"in": A}
-        self.kept[k] = keep
-        if isinstance(layer, Conv2D):
-            (top, bottom), (left, right) = layer.pads(stage.inputs)
-            keep["in"] = np.pad(A, ((0, 0), (top, bottom), (left, right), (0, 0)))
-            arrays = {"X": keep["in"], "K": self.params[f"W{k}"], "b": self.params[f"b{k}"]}
-            sizes = self._conv_sizes(stage, keep["in"])
-            keep["Z"] = _defined(T.convolution(), arrays, sizes, (self.m, *stage.outputs))
-            return self._activate(keep, layer.activation)
-        if isinstance(layer, MaxPool2D):  # and AvgPool2D
-            keep["R"] = self._pool_weights(stage, A)
-            sizes = {T.s: layer.size, batch_size: self.m}
-            return _defined(T.pooling(), {"X": A, "R": keep["R"]}, sizes, (self.m, *stage.outputs))
-        if isinstance(layer, Flatten):
-            H, W, C = stage.inputs
-            sizes = {T.H: H, T.W: W, T.C_in: C, batch_size: self.m}
-            return _defined(T.flatten(), {"X": A}, sizes, (self.m, *stage.outputs))
-        if isinstance(layer, MeanOverTime):
-            sizes = {T.T: stage.inputs[0], batch_size: self.m}
-            return _defined(T.mean_over_time(), {"X": A}, sizes, (self.m, *stage.outputs))
-        if isinstance(layer, SelfAttention):
-            return self._attention_forward(stage, keep, A)
-        if isinstance(layer, Dense):
-            arrays = {"A": A, "B": self.params[f"W{k}"], "b": self.params[f"b{k}"]}
-            sizes = {T.d: stage.inputs[0], T.d_k: layer.units}
-            keep["Z"] = _defined(T.product("dense"), arrays, sizes, (self.m, layer.units))
-            return self._activate(keep, layer.activation)
-        if isinstance(layer, Dropout):
-            keep["M"], sizes = self._mask(stage), self._dropout_sizes(stage)
-            rule = T.dropout(len(stage.inputs) + 1)
-            return _defined(rule, {"A": A, "M": keep["M"]}, sizes, A.shape)
-        raise NotImplementedError(f"no closed-form route for {layer!r}")
+        """The stage's output, by its layer's entry in :data:`_FORWARD`."""
+        keep = self.kept[stage.k] = {"in": A}
+        return _entry(_FORWARD, stage.layer)(self, stage, keep, A)
+
+    def _conv_forward(self, stage, keep, A):
+        k, layer = stage.k, stage.layer
+        (top, bottom), (left, right) = layer.pads(stage.inputs)
+        keep["in"] = np.pad(A, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        arrays = {"X": keep["in"], "K": self.params[f"W{k}"], "b": self.params[f"b{k}"]}
+        sizes = self._conv_sizes(stage, keep["in"])
+        keep["Z"] = _defined(T.convolution(), arrays, sizes, (self.m, *stage.outputs))
+        return self._activate(keep, layer.activation)
+
+    def _pool_forward(self, stage, keep, A):  # a max or an average: R holds the difference
+        keep["R"] = self._pool_weights(stage, A)
+        sizes = {T.s: stage.layer.size, batch_size: self.m}
+        return _defined(T.pooling(), {"X": A, "R": keep["R"]}, sizes, (self.m, *stage.outputs))
+
+    def _flatten_forward(self, stage, keep, A):
+        H, W, C = stage.inputs
+        sizes = {T.H: H, T.W: W, T.C_in: C, batch_size: self.m}
+        return _defined(T.flatten(), {"X": A}, sizes, (self.m, *stage.outputs))
+
+    def _mean_forward(self, stage, keep, A):
+        sizes = {T.T: stage.inputs[0], batch_size: self.m}
+        return _defined(T.mean_over_time(), {"X": A}, sizes, (self.m, *stage.outputs))
+
+    def _dense_forward(self, stage, keep, A):
+        k, layer = stage.k, stage.layer
+        arrays = {"A": A, "B": self.params[f"W{k}"], "b": self.params[f"b{k}"]}
+        sizes = {T.d: stage.inputs[0], T.d_k: layer.units}
+        keep["Z"] = _defined(T.product("dense"), arrays, sizes, (self.m, layer.units))
+        return self._activate(keep, layer.activation)
+
+    def _dropout_forward(self, stage, keep, A):
+        keep["M"], sizes = self._mask(stage), self._dropout_sizes(stage)
+        rule = T.dropout(len(stage.inputs) + 1)
+        return _defined(rule, {"A": A, "M": keep["M"]}, sizes, A.shape)
 
     def _activate(self, keep, name):
         act = activation(name)
@@ -251,47 +256,31 @@ class _Sweep:
     # -- cost and backward ------------------------------------------------------------------
 
     def head(self, last, Y, total: int):
-        """These rows' share of the mean cost, and ``dZ`` of the output layer: the registry's
-        head rule over the batch size ``total``."""
+        """These rows' share of the mean cost; ``dZ`` of the output layer (the registry's head
+        rule over the batch size ``total``) kept for its backward step."""
         A, Z = self.kept[last.k]["A"], self.kept[last.k]["Z"]
         losses = _of_logits(loss(self.net.loss).definition, activation(self.net.output))
         per_example = _rows(losses, {"z": Z, "y": Y}, None, A.shape)
         rule = head_vjp(self.net.output, self.net.loss)
-        dZ = _rows(rule, {"a": A, "y": Y, "z": Z}, l, A.shape) / total
-        return float(np.sum(per_example)) / total, dZ
+        self.kept[last.k]["dZ"] = _rows(rule, {"a": A, "y": Y, "z": Z}, l, A.shape) / total
+        return float(np.sum(per_example)) / total
 
-    def backward(self, stage, dA, dZ=None):
-        """The stage's parameter gradients (into ``self.grads``) and its input's adjoint."""
-        k, layer, keep = stage.k, stage.layer, self.kept[stage.k]
-        if isinstance(layer, Dense | Conv2D) and dZ is None:
-            slope = elementwise_derivative(layer.activation)
-            dZ = dA * _elementwise(slope, {x: keep["Z"], out: keep["A"]})
-        if isinstance(layer, Conv2D):
-            return self._conv_backward(stage, keep, dZ)
-        if isinstance(layer, Dense):
-            rule, W = T.product("dense"), self.params[f"W{k}"]
-            sizes = {T.d: stage.inputs[0], T.d_k: layer.units, batch_size: self.m}
-            self.grads[f"W{k}"] = _named(rule, "B", {"A": keep["in"], "dZ": dZ}, sizes, W.shape)
-            self.grads[f"b{k}"] = _named(rule, "b", {"dZ": dZ}, sizes, (layer.units,))
-            return _named(rule, "A", {"B": W, "dZ": dZ}, sizes, keep["in"].shape)
-        if isinstance(layer, SelfAttention):
-            return self._attention_backward(stage, keep, dA)
-        shape = keep["in"].shape
-        if isinstance(layer, MaxPool2D):
-            sizes = {T.s: layer.size}
-            return _named(T.pooling(), "X", {"R": keep["R"], "dZ": dA}, sizes, shape)
-        if isinstance(layer, Flatten):
-            sizes = {T.W: stage.inputs[1], T.C_in: stage.inputs[2]}
-            return _named(T.flatten(), "X", {"dZ": dA}, sizes, shape)
-        if isinstance(layer, MeanOverTime):
-            return _named(T.mean_over_time(), "X", {"dZ": dA}, {T.T: stage.inputs[0]}, shape)
-        if isinstance(layer, Dropout):
-            rule, sizes = T.dropout(len(stage.inputs) + 1), self._dropout_sizes(stage)
-            return _named(rule, "A", {"M": keep["M"], "dZ": dA}, sizes, shape)
-        raise NotImplementedError(f"no closed-form route for {layer!r}")
+    def backward(self, stage, dA):
+        """The stage's parameter gradients (into ``self.grads``) and its input's adjoint, by its
+        layer's entry in :data:`_BACKWARD`."""
+        return _entry(_BACKWARD, stage.layer)(self, stage, self.kept[stage.k], dA)
 
-    def _conv_backward(self, stage, keep, dZ):
+    def _into_z(self, stage, keep, dA):
+        """``dZ`` of a layer with an activation: the head's for the output layer, else
+        ``dA ⊙ g'(Z)``."""
+        if "dZ" in keep:
+            return keep["dZ"]
+        slope = elementwise_derivative(stage.layer.activation)
+        return dA * _elementwise(slope, {x: keep["Z"], out: keep["A"]})
+
+    def _conv_backward(self, stage, keep, dA):
         k, layer, padded = stage.k, stage.layer, keep["in"]
+        dZ = self._into_z(stage, keep, dA)
         rule, sizes = T.convolution(), self._conv_sizes(stage, padded)
         W = self.params[f"W{k}"]
         self.grads[f"W{k}"] = _named(rule, "K", {"X": padded, "dZ": dZ}, sizes, W.shape)
@@ -304,6 +293,31 @@ class _Sweep:
         (top, _), (left, _) = layer.pads(stage.inputs)
         height, width = stage.inputs[:2]
         return dX[:, top : top + height, left : left + width]  # the padding's adjoint: a crop
+
+    def _dense_backward(self, stage, keep, dA):
+        k, layer = stage.k, stage.layer
+        dZ = self._into_z(stage, keep, dA)
+        rule, W = T.product("dense"), self.params[f"W{k}"]
+        sizes = {T.d: stage.inputs[0], T.d_k: layer.units, batch_size: self.m}
+        self.grads[f"W{k}"] = _named(rule, "B", {"A": keep["in"], "dZ": dZ}, sizes, W.shape)
+        self.grads[f"b{k}"] = _named(rule, "b", {"dZ": dZ}, sizes, (layer.units,))
+        return _named(rule, "A", {"B": W, "dZ": dZ}, sizes, keep["in"].shape)
+
+    def _pool_backward(self, stage, keep, dA):
+        sizes = {T.s: stage.layer.size}
+        return _named(T.pooling(), "X", {"R": keep["R"], "dZ": dA}, sizes, keep["in"].shape)
+
+    def _flatten_backward(self, stage, keep, dA):
+        sizes = {T.W: stage.inputs[1], T.C_in: stage.inputs[2]}
+        return _named(T.flatten(), "X", {"dZ": dA}, sizes, keep["in"].shape)
+
+    def _mean_backward(self, stage, keep, dA):
+        sizes = {T.T: stage.inputs[0]}
+        return _named(T.mean_over_time(), "X", {"dZ": dA}, sizes, keep["in"].shape)
+
+    def _dropout_backward(self, stage, keep, dA):
+        rule, sizes = T.dropout(len(stage.inputs) + 1), self._dropout_sizes(stage)
+        return _named(rule, "A", {"M": keep["M"], "dZ": dA}, sizes, keep["in"].shape)
 
     def _attention_backward(self, stage, keep, dO):
         k, dk, (length, width) = stage.k, stage.layer.d_k, stage.inputs
@@ -323,6 +337,28 @@ class _Sweep:
             self.grads[f"W{part}{k}"] = _named(weights, "B", arrays, sizes, W.shape)
             dX = dX + _named(weights, "A", arrays, sizes, keep["in"].shape)
         return dX
+
+
+#: each layer type's forward step and backward step (an AvgPool2D is a MaxPool2D with other
+#: weights R): a new layer type is one entry in each
+_FORWARD = {Conv2D: _Sweep._conv_forward, MaxPool2D: _Sweep._pool_forward,
+            Flatten: _Sweep._flatten_forward, MeanOverTime: _Sweep._mean_forward,
+            SelfAttention: _Sweep._attention_forward, Dense: _Sweep._dense_forward,
+            Dropout: _Sweep._dropout_forward}  # fmt: skip
+_BACKWARD = {Conv2D: _Sweep._conv_backward, MaxPool2D: _Sweep._pool_backward,
+             Flatten: _Sweep._flatten_backward, MeanOverTime: _Sweep._mean_backward,
+             SelfAttention: _Sweep._attention_backward, Dense: _Sweep._dense_backward,
+             Dropout: _Sweep._dropout_backward}  # fmt: skip
+
+
+def _entry(table: dict, layer):
+    """The entry of ``layer``'s type in ``table`` (a subclass of a known layer is that layer),
+    or one error naming the layer and the types the table knows."""
+    for cls in type(layer).__mro__:
+        if cls in table:
+            return table[cls]
+    known = ", ".join(sorted(cls.__name__ for cls in table))
+    raise NotImplementedError(f"no closed-form route for layer {layer!r}; known: {known}")
 
 
 def _row_index(definition: sp.Expr):
