@@ -85,40 +85,7 @@ def _printed(args: tuple, expr: sp.Expr, definitions: tuple = ()):
 
 def jax_cost(model):
     """``cost(params, X, Y, masks=None)`` in JAX for ``model`` (a TensorNetwork)."""
-    import jax
     import jax.numpy as jnp
-    from jax import lax
-
-    def layer_out(stage, A, params, masks):
-        layer, k = stage.layer, stage.k
-        if isinstance(layer, Conv2D):
-            pads = layer.pads(stage.inputs)
-            Z = lax.conv_general_dilated(
-                A, params[f"W{k}"], (layer.stride, layer.stride), pads,
-                dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            ) + params[f"b{k}"]  # fmt: skip
-            return _activation(layer.activation)(Z)
-        if isinstance(layer, AvgPool2D):
-            s = layer.size
-            total = lax.reduce_window(A, 0.0, lax.add, (1, s, s, 1), (1, s, s, 1), "VALID")
-            return total / (s * s)
-        if isinstance(layer, MaxPool2D):
-            s = layer.size
-            return lax.reduce_window(A, -jnp.inf, lax.max, (1, s, s, 1), (1, s, s, 1), "VALID")
-        if isinstance(layer, Flatten):
-            return A.reshape(A.shape[0], -1)
-        if isinstance(layer, MeanOverTime):
-            return A.mean(axis=1)
-        if isinstance(layer, SelfAttention):
-            Q, K, V = (A @ params[f"W{p}{k}"] for p in ("q", "k", "v"))
-            S = jnp.einsum("ntk,nuk->ntu", Q, K) / jnp.sqrt(layer.d_k)
-            return jax.nn.softmax(S, axis=-1) @ V
-        if isinstance(layer, Dense):
-            return _activation(layer.activation)(A @ params[f"W{k}"] + params[f"b{k}"])
-        if isinstance(layer, Dropout):
-            mask = masks[f"M{k}"] if masks is not None else 1 - layer.rate
-            return A * mask / (1 - layer.rate)
-        raise TypeError(f"no JAX route for {layer!r}")
 
     *hidden, last = model.stages  # the last is a Dense: the output
     activate = _activation(model.output)
@@ -126,7 +93,7 @@ def jax_cost(model):
     def cost(params, X, Y, masks=None):
         A = X
         for stage in hidden:
-            A = layer_out(stage, A, params, masks)
+            A = _layer_out(stage.layer)(stage, A, params, masks)
         Z = A @ params[f"W{last.k}"] + params[f"b{last.k}"]
         A = activate(Z)
         if model.loss == "mse":
@@ -138,6 +105,81 @@ def jax_cost(model):
         return jnp.mean(losses)
 
     return cost
+
+
+# -- the layers: each one's output from its input, with JAX's primitives ------------------------
+
+
+def _conv(stage, A, params, masks):
+    from jax import lax
+
+    layer, k = stage.layer, stage.k
+    Z = lax.conv_general_dilated(
+        A, params[f"W{k}"], (layer.stride, layer.stride), layer.pads(stage.inputs),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    ) + params[f"b{k}"]  # fmt: skip
+    return _activation(layer.activation)(Z)
+
+
+def _average_pool(stage, A, params, masks):
+    from jax import lax
+
+    s = stage.layer.size
+    return lax.reduce_window(A, 0.0, lax.add, (1, s, s, 1), (1, s, s, 1), "VALID") / (s * s)
+
+
+def _max_pool(stage, A, params, masks):
+    import jax.numpy as jnp
+    from jax import lax
+
+    s = stage.layer.size
+    return lax.reduce_window(A, -jnp.inf, lax.max, (1, s, s, 1), (1, s, s, 1), "VALID")
+
+
+def _flatten(stage, A, params, masks):
+    return A.reshape(A.shape[0], -1)
+
+
+def _mean_over_time(stage, A, params, masks):
+    return A.mean(axis=1)
+
+
+def _attention(stage, A, params, masks):
+    import jax
+    import jax.numpy as jnp
+
+    k = stage.k
+    Q, K, V = (A @ params[f"W{p}{k}"] for p in ("q", "k", "v"))
+    S = jnp.einsum("ntk,nuk->ntu", Q, K) / jnp.sqrt(stage.layer.d_k)
+    return jax.nn.softmax(S, axis=-1) @ V
+
+
+def _dense(stage, A, params, masks):
+    k = stage.k
+    return _activation(stage.layer.activation)(A @ params[f"W{k}"] + params[f"b{k}"])
+
+
+def _dropout(stage, A, params, masks):
+    rate = stage.layer.rate
+    mask = masks[f"M{stage.k}"] if masks is not None else 1 - rate
+    return A * mask / (1 - rate)
+
+
+#: each layer type's output, ``(stage, A, params, masks) -> A``: a new layer type is one entry
+_LAYERS = {Conv2D: _conv, AvgPool2D: _average_pool, MaxPool2D: _max_pool, Flatten: _flatten,
+           MeanOverTime: _mean_over_time, SelfAttention: _attention, Dense: _dense,
+           Dropout: _dropout}  # fmt: skip
+
+
+def _layer_out(layer):
+    """The entry of ``layer``'s type in :data:`_LAYERS` (a subclass of a known layer is that
+    layer; AvgPool2D is found before the MaxPool2D it subclasses), or one error naming the
+    layer and the types the route knows."""
+    for cls in type(layer).__mro__:
+        if cls in _LAYERS:
+            return _LAYERS[cls]
+    known = ", ".join(sorted(cls.__name__ for cls in _LAYERS))
+    raise TypeError(f"no JAX route for layer {layer!r}; known: {known}")
 
 
 def jax_loss_and_grads(model, params, X, Y, masks=None, dtype="float64"):
