@@ -95,11 +95,14 @@ def _new_name(name: str, names: dict) -> str | None:
 
 
 def _layer(net, stage, first: bool) -> LayerSteps:
+    """The layer's steps, by its type's entry in :data:`_LAYERS` (a subclass of a known layer
+    is that layer; AvgPool2D is found before the MaxPool2D it subclasses)."""
     src = "X" if stage.k == 1 else f"A{stage.k - 1}"
-    for cls in type(stage.layer).__mro__:  # AvgPool2D is a MaxPool2D with other weights
+    for cls in type(stage.layer).__mro__:
         if cls in _LAYERS:
             return _LAYERS[cls](net, stage, src, first)
-    raise ValueError(f"no backward rule for {stage.layer!r}")
+    known = ", ".join(sorted(cls.__name__ for cls in _LAYERS))
+    raise ValueError(f"no backward rule for layer {stage.layer!r}; known: {known}")
 
 
 def _rule_steps(rule, names, order, words) -> list[Step]:
@@ -210,45 +213,60 @@ def at_sizes(obj, sizes: dict):
     return obj.xreplace(sizes)
 
 
-def _pool(net, stage, src, first) -> LayerSteps:
+def _average_pool(net, stage, src, first) -> LayerSteps:
+    rule, names = T.average_pooling(), _pool_names(stage, src)
+    words = "dX = dZ / s² upsampled: each entry has one window, h = ⌊q/s⌋"
+    return _pool(stage, first, rule, names, _definitions(rule, names), words, [])
+
+
+def _max_pool(net, stage, src, first) -> LayerSteps:
     k, size = stage.k, stage.layer.size
-    names = {"X": src, "R": f"R{k}", "Z": f"A{k}", "dZ": f"dA{k}"}
-    if isinstance(stage.layer, AvgPool2D):
-        rule, notes = T.average_pooling(), []
-        words = "dX = dZ / s² upsampled: each entry has one window, h = ⌊q/s⌋"
-    else:
-        rule = T.max_pooling()
-        window = T.max_derivative(size)[0]
-        notes = [
-            f"R{k} = ∂max/∂{src} in each window, so that max = Σ R{k} ⊙ {src} there: 1 at the "
-            f"window's arg-max, else 0; ties go to the first, as in JAX. "
-            f"SymPy: ∂max(x0, ..., x{size * size - 1})/∂x0 = {window}"
-        ]
-        words = "dX = R ⊙ dZ upsampled: each entry has one window, h = ⌊q/s⌋"
+    rule, names = T.max_pooling(), _pool_names(stage, src)
+    window = T.max_derivative(size)[0]
+    notes = [
+        f"R{k} = ∂max/∂{src} in each window, so that max = Σ R{k} ⊙ {src} there: 1 at the "
+        f"window's arg-max, else 0; ties go to the first, as in JAX. "
+        f"SymPy: ∂max(x0, ..., x{size * size - 1})/∂x0 = {window}"
+    ]
+    words = "dX = R ⊙ dZ upsampled: each entry has one window, h = ⌊q/s⌋"
+    # the max, as the sum with R that the backward rule differentiates, then as defined
+    definitions = [(_definitions(T.pooling(), names)[0], _definitions(rule, names)[0])]
+    return _pool(stage, first, rule, names, definitions, words, notes)
+
+
+def _pool_names(stage, src) -> dict:
+    k = stage.k
+    return {"X": src, "R": f"R{k}", "Z": f"A{k}", "dZ": f"dA{k}"}
+
+
+def _pool(stage, first, rule, names, definitions, words, notes) -> LayerSteps:
+    """What the two pools share: the upsampled backward step, the sizes, the crop's note."""
     derived, named = rule.derived["X"], rule.named["X"]
-    definition = _definitions(rule, names)[0]
-    if isinstance(stage.layer, AvgPool2D):
-        definitions = [definition]
-    else:  # the max, as the sum with R that the backward rule differentiates, then as defined
-        definitions = [(_definitions(T.pooling(), names)[0], definition)]
     steps = [] if first else [Step(rename(derived, names), rename(named, names), words)]
-    ho, wo, channels = stage.outputs
+    size, (ho, wo, channels) = stage.layer.size, stage.outputs
     sizes = {T.s: size, T.H: stage.inputs[0], T.W: stage.inputs[1], T.H_out: ho, T.W_out: wo,
              T.C_in: channels}  # fmt: skip
     if stage.inputs[:2] != (ho * size, wo * size):
-        notes.append("the map is cropped to whole windows, as Keras does: the rest gets 0")
+        notes = [*notes, "the map is cropped to whole windows, as Keras does: the rest gets 0"]
     return LayerSteps(stage, definitions, sizes, steps, notes)
 
 
-def _reshape(net, stage, src, first) -> LayerSteps:
-    k, shape = stage.k, stage.inputs
+def _flatten(net, stage, src, first) -> LayerSteps:
+    H, W, C = stage.inputs
+    words = "the adjoint of a reshape is the reshape back"
+    return _reshape(stage, src, first, T.flatten(), {T.H: H, T.W: W, T.C_in: C}, words)
+
+
+def _mean_over_time(net, stage, src, first) -> LayerSteps:
+    length, width = stage.inputs
+    words = "each position gets an equal share"
+    return _reshape(stage, src, first, T.mean_over_time(), {T.T: length, T.d: width}, words)
+
+
+def _reshape(stage, src, first, rule, sizes, words) -> LayerSteps:
+    """A layer with no parameters that moves or averages entries: one step, back to ``X``."""
+    k = stage.k
     names = {"X": src, "Z": f"A{k}", "dZ": f"dA{k}"}
-    if isinstance(stage.layer, Flatten):
-        rule, words = T.flatten(), "the adjoint of a reshape is the reshape back"
-        sizes = {T.H: shape[0], T.W: shape[1], T.C_in: shape[2]}
-    else:
-        rule, words = T.mean_over_time(), "each position gets an equal share"
-        sizes = {T.T: shape[0], T.d: shape[1]}
     steps = _rule_steps(rule, names, "" if first else "X", {"X": words})
     return LayerSteps(stage, _definitions(rule, names), sizes, steps)
 
@@ -296,7 +314,10 @@ def _three_branches(rule: Contraction, parts: dict) -> Step:
     return Step(total, None, "three branches add: dQ Wqᵀ + dK Wkᵀ + dV Wvᵀ")
 
 
-_LAYERS = {Conv2D: _conv, Dense: _dense, MaxPool2D: _pool, Flatten: _reshape,
-           MeanOverTime: _reshape, Dropout: _dropout, SelfAttention: _attention}  # fmt: skip
+#: each layer type's steps, ``(net, stage, src, first) -> LayerSteps``: a new layer type is
+#: one entry
+_LAYERS = {Conv2D: _conv, Dense: _dense, AvgPool2D: _average_pool, MaxPool2D: _max_pool,
+           Flatten: _flatten, MeanOverTime: _mean_over_time, Dropout: _dropout,
+           SelfAttention: _attention}  # fmt: skip
 
 __all__ = ["LayerSteps", "Step", "at_sizes", "rename", "reverse_sweep", "softmax_rows"]
