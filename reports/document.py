@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import derive
 from derive.errors import BackpropInputError
@@ -31,6 +32,7 @@ DEFAULT_SPEC = "mlp:2-4-1"
 DEFAULT_OPTIONS = {"activation": "tanh", "output": "sigmoid", "loss": "bce"}
 #: a file that marks a directory as one of our reports (so it may be replaced)
 MARKER = ".backprop-report"
+T = TypeVar("T")
 
 PREAMBLE = r"""\documentclass[11pt,a4paper]{article}
 \usepackage[margin=2.2cm]{geometry}
@@ -126,30 +128,9 @@ def write_report(
     ctx.training = training
     if kernel is None:
         ctx.kernel = _try_codegen(ctx, say)
-    build = _fresh_dir(out)
-    try:
-        _fill(ctx, build, say)
-        tex_path = build / "report.tex"
-        pdf, message, pages = None, None, None
-        if compile_pdf:
-            found = tex.find_engine(engine)
-            if found is None:
-                message = tex.MISSING_ENGINE
-            else:
-                say(f"compiling report.pdf with {found.name}")
-                pdf = tex.compile_pdf(tex_path, found, progress=say)
-                pages = tex.page_count(pdf)
-        (build / MARKER).write_text("written by backprop report\n")
-        _swap(build, out)
-    except tex.LatexError as err:
-        failed = out.resolve().parent / f".{out.name}.failed"
-        shutil.rmtree(failed, ignore_errors=True)
-        os.rename(build, failed)
-        message = str(err).replace(str(build), str(failed))  # its log moved with it
-        raise tex.LatexError(f"{message}; the failed build is in {failed}") from err
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
+    pdf, message, pages = write_folder(
+        out, lambda build: _build(ctx, build, say, compile_pdf, engine)
+    )
     figures = sorted(
         p for p in out.iterdir() if p.suffix in (".pdf", ".svg") and p.stem != "report"
     )
@@ -161,6 +142,19 @@ def write_report(
         message=message,
         pages=pages,
     )
+
+
+def _build(ctx: ReportContext, build: Path, say, compile_pdf: bool, engine: str | None):
+    """Fill ``build`` and compile it: (the PDF or None, a line saying why not, its pages)."""
+    _fill(ctx, build, say)
+    if not compile_pdf:
+        return None, None, None
+    found = tex.find_engine(engine)
+    if found is None:
+        return None, tex.MISSING_ENGINE, None
+    say(f"compiling report.pdf with {found.name}")
+    pdf = tex.compile_pdf(build / "report.tex", found, progress=say)
+    return pdf, None, tex.page_count(pdf)
 
 
 def _fill(ctx: ReportContext, build: Path, say) -> None:
@@ -218,6 +212,31 @@ def _try_verify(ctx: ReportContext, say):
 
 
 # ---------------------------------------------------------------------------- atomic writing
+
+
+def write_folder(out: Path, fill: Callable[[Path], T]) -> T:
+    """Write the report folder ``out`` all or nothing: ``fill`` writes everything into a fresh
+    folder beside ``out``, which gets the marker and replaces ``out`` (:func:`_swap`); what
+    ``fill`` returns is returned. On a LaTeX error the build is kept beside ``out`` as
+    ``.NAME.failed`` for its log, and the error names it; on any other error or Ctrl-C the
+    build is removed. Either way an earlier report stays as it was. Check ``out`` first
+    (:func:`_check_output_dir`), before the work ``fill`` stands for.
+    """
+    build = _fresh_dir(out)
+    try:
+        result = fill(build)
+        (build / MARKER).write_text("written by backprop report\n")
+        _swap(build, out)
+    except tex.LatexError as err:
+        failed = out.resolve().parent / f".{out.name}.failed"
+        shutil.rmtree(failed, ignore_errors=True)
+        os.rename(build, failed)
+        message = str(err).replace(str(build), str(failed))  # its log moved with it
+        raise tex.LatexError(f"{message}; the failed build is in {failed}") from err
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return result
 
 
 def _check_output_dir(out: Path, marker: str = MARKER, holds: str = "report") -> None:
