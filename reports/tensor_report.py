@@ -6,17 +6,17 @@ Kronecker deltas SymPy's ``diff`` gives), the deltas summed out (the derived rul
 named form a textbook prints (``dX`` = full convolution of ``dZ`` with the flipped kernel).
 Two figures: one output position's receptive field, and the gradient routed through a max pool.
 Given a training run (``backprop report net.py --train``), it ends with the Learning section
-of the dense report: the update rule, the loss curve and how the run ended.
+of the dense report: the update rule, the loss curve and how the run ended. The folder is
+written as the dense report's: report.tex beside its figures, the PDF and its log, all or
+nothing.
 
-    python -m reports.tensor_report examples/mnist_convnet.py -o convnet.pdf
+    python -m reports.tensor_report examples/mnist_convnet.py -o convnet
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import sympy as sp
@@ -24,6 +24,7 @@ import sympy as sp
 from derive import tensor_ops as T
 from derive.index_calculus import Contraction, flatten_sums
 from reports.latex.layout import tex_escape
+from reports.tensor_figures import draw_pool_gradient, draw_receptive_field
 from reports.tensor_steps import softmax_rows
 
 _PREAMBLE = r"""\documentclass[11pt]{article}
@@ -32,6 +33,8 @@ _PREAMBLE = r"""\documentclass[11pt]{article}
 \allowdisplaybreaks
 \begin{document}
 """
+#: the figures a report may include, by file name, and how each is drawn
+_FIGURES = {"receptive_field.pdf": draw_receptive_field, "pool_gradient.pdf": draw_pool_gradient}
 
 
 def contraction_tex(grad: Contraction) -> str:
@@ -181,26 +184,35 @@ def report_tex(model, learning: str = "") -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_tensor_report(model, pdf_path, training=None) -> Path:
-    """Write the report's PDF to ``pdf_path`` (LaTeX compiled in a temporary folder);
-    ``training`` (a ``reports.training.TrainingRun`` of ``model``) adds the Learning section."""
+def write_tensor_report(model, out_dir, training=None) -> Path:
+    """Write ``report.tex``, its figures and ``report.pdf`` into the folder ``out_dir`` and
+    return the PDF's path; ``training`` (a ``reports.training.TrainingRun`` of ``model``) adds
+    the Learning section. The folder is written as the dense report's is, all or nothing
+    (:func:`reports.document.write_folder`): a folder that holds anything but an earlier
+    report is refused (``BackpropInputError``), and a failed run keeps the earlier report.
+    """
+    from reports.document import _check_output_dir, write_folder
+    from reports.latex import pdflatex as tex
+
+    out = Path(out_dir)
+    _check_output_dir(out)
+    engine = tex.find_engine()
+    if engine is None:  # nothing is built for a report that cannot be compiled
+        raise tex.LatexError(tex.MISSING_ENGINE)
+    write_folder(out, lambda build: _build(model, training, build, engine))
+    return out / "report.pdf"
+
+
+def _build(model, training, folder: Path, engine) -> None:
+    """report.tex, the figures it includes, and the PDF, all in ``folder``."""
     from reports.latex.pdflatex import compile_pdf
 
-    from .tensor_figures import draw_pool_gradient, draw_receptive_field
-
-    pdf_path = Path(pdf_path)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        draw_receptive_field(folder / "receptive_field.pdf")
-        draw_pool_gradient(folder / "pool_gradient.pdf")
-        tex = folder / "report.tex"
-        tex.write_text(report_tex(model, _learning(training, folder)), encoding="utf-8")
-        built = compile_pdf(tex)
-        log = tex.with_suffix(".log").read_text(errors="replace")
-        shutil.copy(built, pdf_path)
-        shutil.copy(tex, pdf_path.with_suffix(".tex"))
-        pdf_path.with_suffix(".log").write_text(log)
-    return pdf_path
+    tex = report_tex(model, _learning(training, folder))
+    for name, draw in _FIGURES.items():
+        if f"{{{name}}}" in tex:
+            draw(folder / name)
+    (folder / "report.tex").write_text(tex, encoding="utf-8")
+    compile_pdf(folder / "report.tex", engine)
 
 
 def _learning(training, folder: Path) -> str:
@@ -218,9 +230,9 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description="report for a tensor network model file")
     parser.add_argument("file")
-    parser.add_argument("-o", "--output", default="report.pdf")
+    parser.add_argument("-o", "--output-dir", default="report", help="folder to write")
     args = parser.parse_args(argv)
-    print(f"wrote {write_tensor_report(load_model(args.file), args.output)}")
+    print(f"wrote {write_tensor_report(load_model(args.file), args.output_dir)}")
     return 0
 
 

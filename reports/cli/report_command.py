@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from derive.errors import BackpropInputError
-
 from .model_file import TensorNetworkFile, is_model_file
 from .options import add_model_options, check_seed, model_of
 from .train_command import add_training_options, training_run
@@ -48,10 +46,7 @@ def run(args) -> int:
     training = None
     if args.train:  # the output, the options and the data are checked before the run is
         # announced: a refused run prints its one error line only
-        if network is None:
-            _check_output_dir(out)
-        else:
-            _check_folder(out)
+        _check_output_dir(out)
         training = training_run(args, progress=False, say=_say)
     if network is not None:  # images or sequences: the tensor report
         return _tensor_report(network, out, training)
@@ -79,17 +74,10 @@ def _tensor_network(args):
     return None
 
 
-def _check_folder(folder: Path) -> None:
-    """The tensor report writes into ``folder``, made when it is missing."""
-    if folder.exists() and not folder.is_dir():
-        raise BackpropInputError(f"output {str(folder)!r} exists and is not a directory")
-
-
 def _tensor_report(model, folder: Path, training) -> int:
     from reports.tensor_report import write_tensor_report
 
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"wrote {write_tensor_report(model, folder / 'report.pdf', training)}")
+    print(f"wrote {write_tensor_report(model, folder, training)}")
     return 0
 
 
