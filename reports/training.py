@@ -85,17 +85,20 @@ def run_training(model, data, optimizer: UpdateRule, epochs: int, batch_size: in
                  progress: bool | None = None, say=None) -> TrainingRun:  # fmt: skip
     """Generate ``model``'s kernel and train it from seeded random parameters on ``data``.
     ``model`` is a derive.Model or a network on images or sequences (whose CSV rows are
-    shaped to its input here). ``say`` gets one line once the data are checked, before the
-    work starts, so a refused run prints only its error."""
+    shaped to its input here). ``say`` gets one line once the data and the rule are checked,
+    before the work starts, so a refused run prints only its error."""
     from numeric import codegen, train
     from numeric.training.datasets import best_line_accuracy, inputs_for, targets_for
     from numeric.training.history import class_kind
+    from numeric.training.loop import check_optimizer
 
     dense = None if isinstance(model, TensorNetwork) else model  # a network has no labels
     if dense is not None and not dense.targets:
         raise BackpropInputError(f"{model.spec} has no targets to learn (it is an expression)")
     data = inputs_for(model, data)
     Y = targets_for(model, data)
+    # the shapes and the model train will check (a network's kernel carries no model)
+    check_optimizer(optimizer, model.param_shapes(), dense)
     if say is not None:
         say("training the network")
     kernel = codegen(model)

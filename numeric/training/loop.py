@@ -96,7 +96,8 @@ def train(
             "this kernel takes dropout masks, but it carries no model to draw them from (a "
             "kernel loaded from a file); train the kernel numeric.codegen(...) returns"
         )
-    signals = None if optimizer.uses_gradient else _Perceptron(kernel, params, model, batch.size)
+    check_optimizer(optimizer, {name: p.shape for name, p in params.items()}, model)
+    signals = None if optimizer.uses_gradient else _Perceptron(kernel, params, batch.size)
     stepper = Stepper(optimizer, params)
     kind = class_kind(model, Y) if measure_accuracy else None
     history = History(batch.per_epoch, len(X))
@@ -119,6 +120,37 @@ def train(
         history.end_epoch(accuracy(kind, kernel, params, X, Y) if kind else None)
     bar.close()
     return Training(params, history, optimizer, time.perf_counter() - start)
+
+
+def check_optimizer(optimizer: UpdateRule, shapes: dict[str, tuple[int, ...]], model=None) -> None:
+    """Refuse a rule that cannot train parameters of these ``shapes`` (name -> shape, in the
+    kernel's order): the perceptron rule trains one layer, a weight and a bias, with a step
+    output (``model``'s, when known); a gradient rule trains any. :func:`train` calls it; a
+    caller that announces a run calls it first, so a refused run is its error alone.
+    Raises ``BackpropInputError``.
+
+    >>> from derive.optimizers import Perceptron
+    >>> check_optimizer(Perceptron(), {"w": (2,), "b": ()})
+    >>> check_optimizer(Perceptron(), {"W1": (2, 3), "b1": (3,), "W2": (3,), "b2": ()})
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    derive.errors.BackpropInputError: the perceptron rule trains one layer, ... W2 (3,), b2 ()
+    """
+    from .datasets import model_name
+
+    if optimizer.uses_gradient:
+        return
+    if model is not None and model.output not in ("step", None):
+        raise BackpropInputError(
+            f"the perceptron rule trains a step output, but {model_name(model)} has "
+            f"{model.output}; use --output step"
+        )
+    found = [tuple(shape) for shape in shapes.values()]
+    if len(found) != 2 or len(found[0]) not in (1, 2) or found[1] != found[0][1:]:
+        raise BackpropInputError(
+            "the perceptron rule trains one layer, a weight and a bias; got parameters "
+            + ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items())
+        )
 
 
 class _Batches:
@@ -174,19 +206,8 @@ class _Perceptron:
     the rule's definition, into arrays made once: ``Xᵀ (Y - Yhat)`` for the weight and
     ``1ᵀ (Y - Yhat)`` for the bias (its input is always 1)."""
 
-    def __init__(self, kernel, params, model, batch_size):
-        if model is not None and model.output not in ("step", None):
-            raise BackpropInputError(
-                f"the perceptron rule trains a step output, but {model.spec} has "
-                f"{model.output}; use --output step"
-            )
+    def __init__(self, kernel, params, batch_size):
         names = list(params)
-        shapes = [params[name].shape for name in names]
-        if len(names) != 2 or len(shapes[0]) not in (1, 2) or shapes[1] != shapes[0][1:]:
-            raise BackpropInputError(
-                "the perceptron rule trains one layer, a weight and a bias; got parameters "
-                + ", ".join(f"{n} {params[n].shape}" for n in names)
-            )
         self.kernel, self.params = kernel, params
         self.delta = {name: np.empty_like(p) for name, p in params.items()}
         weight, bias = (self.delta[name] for name in names)
