@@ -186,25 +186,24 @@ def report_tex(model, learning: str = "") -> str:
 
 def write_tensor_report(model, out_dir, training=None) -> Path:
     """Write ``report.tex``, its figures and ``report.pdf`` into the folder ``out_dir`` and
-    return the PDF's path; ``training`` (a ``reports.training.TrainingRun`` of ``model``) adds
-    the Learning section. The folder is written as the dense report's is, all or nothing
+    return the PDF's path (``report.tex``'s when no TeX engine is installed: the rest is
+    written all the same); ``training`` (a ``reports.training.TrainingRun`` of ``model``)
+    adds the Learning section. The folder is written as the dense report's is, all or nothing
     (:func:`reports.document.write_folder`): a folder that holds anything but an earlier
     report is refused (``BackpropInputError``), and a failed run keeps the earlier report.
     """
     from reports.document import _check_output_dir, write_folder
-    from reports.latex import pdflatex as tex
+    from reports.latex.pdflatex import find_engine
 
     out = Path(out_dir)
     _check_output_dir(out)
-    engine = tex.find_engine()
-    if engine is None:  # nothing is built for a report that cannot be compiled
-        raise tex.LatexError(tex.MISSING_ENGINE)
+    engine = find_engine()
     write_folder(out, lambda build: _build(model, training, build, engine))
-    return out / "report.pdf"
+    return out / ("report.tex" if engine is None else "report.pdf")
 
 
 def _build(model, training, folder: Path, engine) -> None:
-    """report.tex, the figures it includes, and the PDF, all in ``folder``."""
+    """report.tex, the figures it includes, and (given an engine) the PDF, all in ``folder``."""
     from reports.latex.pdflatex import compile_pdf
 
     tex = report_tex(model, _learning(training, folder))
@@ -212,7 +211,8 @@ def _build(model, training, folder: Path, engine) -> None:
         if f"{{{name}}}" in tex:
             draw(folder / name)
     (folder / "report.tex").write_text(tex, encoding="utf-8")
-    compile_pdf(folder / "report.tex", engine)
+    if engine is not None:
+        compile_pdf(folder / "report.tex", engine)
 
 
 def _learning(training, folder: Path) -> str:

@@ -1,7 +1,8 @@
 """The tensor report's folder is written as the dense report's is: a folder holding anything but
 an earlier report is refused in one line and left untouched; a second report replaces the first;
 a run that fails or is interrupted mid-write keeps the earlier report and leaves no build
-behind; and the report.tex it leaves compiles on its own, its figures beside it."""
+behind; and the report.tex it leaves compiles on its own, its figures beside it (without a TeX
+engine they are written all the same, as the dense report's are)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from reports.cli.main import main
 from reports.latex import pdflatex
 
-pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex")
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex")
 
 CONVNET = """\
 from derive import network
@@ -57,6 +58,7 @@ def test_a_folder_holding_no_earlier_report_is_refused_in_one_line_and_untouched
     assert _beside(out) == []
 
 
+@needs_pdflatex
 def test_a_second_report_replaces_the_first_and_leaves_nothing_beside(tmp_path, capsys, net):
     out = tmp_path / "report"
     assert main(["report", net, "-o", str(out)]) == 0
@@ -80,6 +82,7 @@ def _failing_compile(error: BaseException):
     return compile_pdf
 
 
+@needs_pdflatex
 @pytest.mark.parametrize(
     "error, code, left",
     [
@@ -107,6 +110,7 @@ def test_a_run_failing_mid_write_keeps_the_earlier_report(
         assert str(tmp_path / left[0]) in err
 
 
+@needs_pdflatex
 def test_the_written_report_tex_compiles_on_its_own_beside_its_figures(tmp_path, net):
     out = tmp_path / "report"
     assert main(["report", net, *TRAIN, "-o", str(out)]) == 0
@@ -121,3 +125,15 @@ def test_the_written_report_tex_compiles_on_its_own_beside_its_figures(tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:]
     assert (out / "report.pdf").stat().st_size > 10_000
+
+
+def test_without_a_tex_engine_the_tex_and_its_figures_are_written_and_the_run_succeeds(
+    tmp_path, capsys, monkeypatch, net
+):
+    monkeypatch.setattr(pdflatex, "find_engine", lambda preferred=None: None)
+    out = tmp_path / "report"
+    assert main(["report", net, "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out / 'report.tex'}\n{pdflatex.MISSING_ENGINE}\n"
+    names = set(_contents(out))
+    assert names == {".backprop-report", "report.tex", "receptive_field.pdf", "pool_gradient.pdf"}
+    assert _beside(out) == []

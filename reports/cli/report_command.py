@@ -75,9 +75,13 @@ def _tensor_network(args):
 
 
 def _tensor_report(model, folder: Path, training) -> int:
+    from reports.latex.pdflatex import MISSING_ENGINE
     from reports.tensor_report import write_tensor_report
 
-    print(f"wrote {write_tensor_report(model, folder, training)}")
+    written = write_tensor_report(model, folder, training)
+    print(f"wrote {written}")
+    if written.suffix == ".tex":  # no TeX engine: the .tex and its figures, as for the dense one
+        print(MISSING_ENGINE)
     return 0
 
 
