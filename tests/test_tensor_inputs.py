@@ -180,6 +180,6 @@ def test_cce_logits_report_compiles(logits_net, tmp_path):
     from reports.latex.pdflatex import problems
     from reports.tensor_report import write_tensor_report
 
-    pdf = write_tensor_report(logits_net, tmp_path / "logits.pdf")  # cce_logits: an underscore
+    pdf = write_tensor_report(logits_net, tmp_path / "logits")  # cce_logits: an underscore
     assert problems(pdf.with_suffix(".log").read_text()) == []
     assert r"cce\_logits" in pdf.with_suffix(".tex").read_text()
