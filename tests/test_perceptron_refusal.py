@@ -59,3 +59,18 @@ def test_the_pre_check_passes_one_layer_and_any_network_for_a_gradient_rule():
     check_optimizer(Adam(), deep.param_shapes(), deep)
     with pytest.raises(BackpropInputError, match="step output, but mlp:2-1 has sigmoid"):
         check_optimizer(Perceptron(), derive.mlp([2, 1]).param_shapes(), derive.mlp([2, 1]))
+
+
+@pytest.mark.parametrize("command", ["train", "report"])
+def test_the_perceptron_on_logreg_names_the_spec_that_is_the_perceptron(tmp_path, capsys, command):
+    out = tmp_path / "out"
+    train_flag = ["--train"] if command == "report" else []
+    args = [command, "logreg:2", *train_flag, "--optimizer", "perceptron", "-o", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "logreg:2 is sigmoid + bce" in err and "mlp:2-1" in err
+    assert not out.exists()
+    # the spec it names trains
+    assert main(["train", "mlp:2-1", "--optimizer", "perceptron", "--epochs", "1",
+                 "--data", "blobs", "-o", str(out)]) == 0  # fmt: skip

@@ -60,13 +60,27 @@ def training_run(args, progress: bool | None = None, say=None):
         if value < 1:
             raise BackpropInputError(f"{flag} must be a positive integer, got {value}")
     rule = optimizer(args.optimizer, args.lr)
-    if not rule.uses_gradient and not is_model_file(args.spec):  # a step unit, error rate
-        args.output = args.output or "step"
-        args.loss = args.loss or "mae"
+    if not rule.uses_gradient and not is_model_file(args.spec):
+        _perceptron_defaults(args)
     model = _model(args)
     data = load_data(args.data, args.seed, model)
     return run_training(model, data, rule, args.epochs, args.batch_size, args.seed, progress,
                         say)  # fmt: skip
+
+
+def _perceptron_defaults(args) -> None:
+    """A step unit and its error rate, unless given. ``logreg:N`` is sigmoid + bce by its
+    definition and takes neither option, so the perceptron on it is refused, naming the
+    spec that is the perceptron."""
+    kind, _, inputs = args.spec.strip().partition(":")
+    if kind.strip().lower() == "logreg":
+        unit = f"mlp:{inputs.strip()}-1" if inputs.strip().isdigit() else "mlp:N-1"
+        raise BackpropInputError(
+            f"the perceptron rule trains a step output, and {args.spec} is sigmoid + bce; "
+            f"the perceptron on its inputs is {unit}"
+        )
+    args.output = args.output or "step"
+    args.loss = args.loss or "mae"
 
 
 def _model(args):
