@@ -214,18 +214,20 @@ def _try_verify(ctx: ReportContext, say):
 # ---------------------------------------------------------------------------- atomic writing
 
 
-def write_folder(out: Path, fill: Callable[[Path], T]) -> T:
+def write_folder(
+    out: Path, fill: Callable[[Path], T], marker: str = MARKER, writer: str = "backprop report"
+) -> T:
     """Write the report folder ``out`` all or nothing: ``fill`` writes everything into a fresh
-    folder beside ``out``, which gets the marker and replaces ``out`` (:func:`_swap`); what
-    ``fill`` returns is returned. On a LaTeX error the build is kept beside ``out`` as
-    ``.NAME.failed`` for its log, and the error names it; on any other error or Ctrl-C the
-    build is removed. Either way an earlier report stays as it was. Check ``out`` first
-    (:func:`_check_output_dir`), before the work ``fill`` stands for.
+    folder beside ``out``, which gets the ``marker`` (saying ``writer`` wrote it) and replaces
+    ``out`` (:func:`_swap`); what ``fill`` returns is returned. On a LaTeX error the build
+    is kept beside ``out`` as ``.NAME.failed`` for its log, and the error names it; on any
+    other error or Ctrl-C the build is removed. Either way an earlier report stays as it
+    was. Check ``out`` first (:func:`_check_output_dir`), before the work ``fill`` stands for.
     """
     build = _fresh_dir(out)
     try:
         result = fill(build)
-        (build / MARKER).write_text("written by backprop report\n")
+        (build / marker).write_text(f"written by {writer}\n")
         _swap(build, out)
     except tex.LatexError as err:
         failed = out.resolve().parent / f".{out.name}.failed"

@@ -104,6 +104,20 @@ def test_a_failed_write_leaves_the_earlier_run_and_no_temporary_files(tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
+def test_a_second_run_replaces_the_first_and_a_report_folder_is_not_a_run(tmp_path, capsys):
+    args = ["mlp:2-3-1", "--data", "xor", "--epochs", "1"]
+    assert _train(tmp_path, *args) == 0
+    assert (tmp_path / "run" / ".backprop-training").read_text() == "written by backprop train\n"
+    assert _train(tmp_path, *args, "--epochs", "2") == 0
+    assert len((tmp_path / "run" / "history.csv").read_text().splitlines()) == 1 + 2
+    (tmp_path / "rep").mkdir()
+    (tmp_path / "rep" / ".backprop-report").write_text("written by backprop report\n")
+    (tmp_path / "rep" / "report.tex").write_text("mine")
+    assert _train(tmp_path, *args, out="rep") == 2
+    assert "holds no earlier training run" in capsys.readouterr().err
+    assert (tmp_path / "rep" / "report.tex").read_text() == "mine"
+
+
 def test_train_will_not_replace_a_directory_it_did_not_write(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("mine")

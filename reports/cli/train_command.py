@@ -12,7 +12,6 @@ CSV whose rows hold one example's inputs flattened in C order, then its label.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -123,18 +122,12 @@ def _default_data(model) -> str:
 
 
 def run(args) -> int:
-    from reports.document import _check_output_dir, _fresh_dir, _swap
+    from reports.document import _check_output_dir, write_folder
 
     out = Path(args.out)
     _check_output_dir(out, MARKER, holds="training run")
     result = training_run(args)
-    build = _fresh_dir(out)
-    try:
-        _write(result, build)
-        _swap(build, out)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
+    write_folder(out, lambda build: _write(result, build), MARKER, "backprop train")
     print(f"{result.summary()}; wrote {out}")
     return 0
 
@@ -150,4 +143,3 @@ def _write(result, build: Path) -> None:
     ]
     (build / "history.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (build / "summary.txt").write_text(result.summary() + "\n", encoding="utf-8")
-    (build / MARKER).write_text("written by backprop train\n")
