@@ -88,9 +88,9 @@ def run_training(model, data, optimizer: UpdateRule, epochs: int, batch_size: in
     shaped to its input here). ``say`` gets one line once the data and the rule are checked,
     before the work starts, so a refused run prints only its error."""
     from numeric import codegen, train
+    from numeric.training import check_optimizer
     from numeric.training.datasets import best_line_accuracy, inputs_for, targets_for
     from numeric.training.history import class_kind
-    from numeric.training.loop import check_optimizer
 
     dense = None if isinstance(model, TensorNetwork) else model  # a network has no labels
     if dense is not None and not dense.targets:

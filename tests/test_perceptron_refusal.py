@@ -11,7 +11,7 @@ import derive
 from derive.errors import BackpropInputError
 from derive.optimizers import Adam, Perceptron
 from numeric import codegen, train
-from numeric.training.loop import check_optimizer
+from numeric.training import check_optimizer
 from reports.cli.main import main
 
 CONVNET = """\
