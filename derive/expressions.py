@@ -148,6 +148,20 @@ def _convert(node: ast.AST) -> sp.Expr:
     raise ExpressionError(
         f"unsupported syntax {ast.unparse(node)!r}: use numbers, names, + - * / ** and "
         f"the functions {', '.join(sorted(FUNCTIONS) + sorted(ACTIVATION_CALLS))}"
+        + (_MATRIX_HINT if _is_matrix_syntax(node) else "")
+    )
+
+
+#: the scalar parser's pointer to the matrix one, for ``@``, ``.T`` and the reductions
+_MATRIX_HINT = (
+    "; a cost over matrices (@, .T, sum, mean, rowsum) needs their shapes: "
+    "derive.from_matrix_expr(text, shapes), given to the CLI in a model file"
+)
+
+
+def _is_matrix_syntax(node: ast.AST) -> bool:
+    return (isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult)) or (
+        isinstance(node, ast.Attribute) and node.attr == "T"
     )
 
 
@@ -191,7 +205,8 @@ def _call(name: str, args: list[ast.AST]) -> sp.Expr:
     fn = FUNCTIONS.get(name) or ACTIVATION_CALLS.get(name)
     if fn is None:
         known = ", ".join(sorted(FUNCTIONS) + sorted(ACTIVATION_CALLS))
-        raise ExpressionError(f"unknown function {name!r}; known: {known}")
+        hint = _MATRIX_HINT if name in ("sum", "mean", "rowsum") else ""
+        raise ExpressionError(f"unknown function {name!r}; known: {known}{hint}")
     if len(args) != 1:
         raise ExpressionError(f"{name} takes one argument, got {len(args)}")
     return fn(_convert(args[0]))

@@ -143,6 +143,22 @@ def test_a_reader_that_leaves_early_gets_no_traceback(command, first):
     assert proc.wait() == 141
 
 
+@pytest.mark.parametrize("text", ["J = sum(X @ W)", "J = mean(a)", "J = a @ b", "J = a.T * b"])
+def test_matrix_syntax_in_a_scalar_expression_points_to_from_matrix_expr(text, capsys):
+    with pytest.raises(BackpropInputError, match=r"needs their shapes: derive.from_matrix_expr"):
+        derive.from_expr(text)
+    assert main(["derive", text]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "from_matrix_expr" in err
+
+
+@pytest.mark.parametrize("text", ["J = foo(a)", "J = a[1]"])
+def test_other_unknown_syntax_gets_no_matrix_hint(text):
+    with pytest.raises(BackpropInputError) as raised:
+        derive.from_expr(text)
+    assert "from_matrix_expr" not in str(raised.value)
+
+
 def test_an_unknown_function_is_named_before_its_arguments_are_read():
     with pytest.raises(BackpropInputError, match="unknown function '__import__'; known: abs"):
         derive.from_expr('J = __import__("os")')
