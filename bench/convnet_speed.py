@@ -5,6 +5,10 @@ formulation (the same matrix products, timed alone on ready operands).
 
     taskset -c 1 python -m bench.convnet_speed            # about a minute
     taskset -c 1 python -m bench.convnet_speed --quick
+    taskset -c 1 python -m bench.convnet_speed --keep-memory
+
+``--keep-memory`` calls ``numeric.keep_freed_memory()`` first, as ``numeric.train`` does: no
+variant's arrays are faulted in again on each call (torch's and JAX's included).
 
 The machine is shared and noisy: read the ratios (measured in the same run), not the times.
 """
@@ -30,6 +34,8 @@ model = network((28, 28, 1), [Conv2D(32, 3, "relu"), MaxPool2D(2), Conv2D(64, 3,
 def _args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    keep = "numeric.keep_freed_memory() first, as numeric.train does"
+    parser.add_argument("--keep-memory", action="store_true", help=keep)
     return parser.parse_args(argv)
 
 
@@ -54,6 +60,10 @@ def main(argv=None) -> int:
     print("thread pins:", ", ".join(f"{k}={v}" for k, v in pins.items()))
     print(f"numpy {np.__version__}, jax {jax.__version__}, torch {torch.__version__}; "
           "machine shared: read ratios\n")  # fmt: skip
+    if args.keep_memory:
+        from numeric import keep_freed_memory
+
+        print(f"numeric.keep_freed_memory(): {keep_freed_memory()}\n")
     repeats = 5 if args.quick else 15
     _derive_time()
     _convnet(np, jax, torch, repeats)

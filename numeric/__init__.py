@@ -6,7 +6,8 @@ graph and finite differences, and returns a :class:`Verification` (its table: on
 :class:`Row` per parameter, every :class:`Mismatch`). ``check_gradients`` and
 ``assert_gradients`` check any gradient, hand-written or generated, against finite
 differences. ``train`` runs a kernel in a mini-batch loop with an update rule of
-``derive.optimizers`` (``numeric.training``).
+``derive.optimizers`` (``numeric.training``); ``keep_freed_memory`` spares a kernel called
+over and over the page faults of its arrays (``train`` calls it).
 
 A network on images or sequences (``derive.network((28, 28, 1), [...])``, a TensorNetwork)
 goes to both as it is: ``codegen(net)`` gives its Kernel, ``verify(net)`` a ``TensorCheck``
@@ -31,6 +32,7 @@ from .gradcheck.check import (
     check_gradients,
 )
 from .gradcheck.finite_diff import numeric_gradient, partial_derivative
+from .memory import keep_freed_memory
 from .training.loop import Training, train
 from .verification.run import Mismatch, Row, Verification, verify
 
@@ -49,6 +51,7 @@ __all__ = [
     "assert_gradients",
     "check_gradients",
     "codegen",
+    "keep_freed_memory",
     "load",
     "numeric_gradient",
     "partial_derivative",

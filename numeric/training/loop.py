@@ -33,6 +33,7 @@ import numpy as np
 from derive.errors import BackpropInputError
 from derive.optimizers import UpdateRule
 from numeric.generator.kernel import check_params, mask_shapes
+from numeric.memory import keep_freed_memory
 
 from .history import History, Progress, accuracy, class_kind
 from .signal_code import signal_function
@@ -62,14 +63,17 @@ def train(
     *,
     progress: bool | None = None,
     measure_accuracy: bool = True,
+    keep_memory: bool = True,
 ) -> Training:
     """Train ``params`` (changed in place: pass copies to keep the start) on ``X``, ``Y``.
 
     ``optimizer`` is a rule of :mod:`derive.optimizers`; the perceptron rule needs a kernel
     of one layer with a step output. Accuracy (when the targets are classes and
     ``measure_accuracy``) is measured on all of ``X`` after each epoch. ``progress`` shows
-    a bar on stderr (None: when stderr is a terminal). Raises ``BackpropInputError`` for
-    bad sizes, shapes or dtypes.
+    a bar on stderr (None: when stderr is a terminal). ``keep_memory`` has glibc keep freed
+    memory for the next step (:func:`numeric.memory.keep_freed_memory`, for the rest of the
+    process): a step's arrays are then not faulted in again, which makes a convnet's step
+    up to a third faster. Raises ``BackpropInputError`` for bad sizes, shapes or dtypes.
     """
     if not callable(getattr(kernel, "forward", None)):  # a Model or a network, say
         raise TypeError(
@@ -102,6 +106,8 @@ def train(
     kind = class_kind(model, Y) if measure_accuracy else None
     history = History(batch.per_epoch, len(X))
     bar = Progress(epochs, batch.per_epoch, enabled=progress)
+    if keep_memory:
+        keep_freed_memory()
     start = time.perf_counter()
     # the gradients go into the same arrays every step (freed and re-made, each would fault
     # its pages back in: 1.45x the residual MLP's pass), where the kernel can write them
