@@ -22,7 +22,9 @@ faults per call.
                   ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TOP_PAD_``, see ``TUNED``): what a
                   user's own loop gets from three environment variables and no code;
 * ``gen-out``     the same with ``out=``: the gradients written into arrays kept between
-                  calls, as ``numeric.train`` does;
+                  calls;
+* ``train-like``  ``out=`` with glibc keeping freed memory: what ``numeric.train`` does
+                  (``numeric.keep_freed_memory``, the same settings as ``TUNED``);
 * ``jax``         ``jax.jit(jax.value_and_grad(cost))`` (XLA keeps its own buffers);
 * ``torch``       eager autograd on the CPU, when torch is installed.
 """
@@ -46,9 +48,10 @@ CASES = (
     "residual MLP 4 blocks of 256, m=128, float64",
     "MLP 784-512-10 relu+softmax-CE, m=128, float32",
 )
-VARIANTS = ("floor", "floor-tuned", "jax-floor", "generated", "gen-tuned", "gen-out", "jax",
-            "torch")  # fmt: skip
-TUNED_VARIANTS = {"gen-tuned": "generated", "floor-tuned": "floor"}  # run with TUNED set
+VARIANTS = ("floor", "floor-tuned", "jax-floor", "generated", "gen-tuned", "gen-out",
+            "train-like", "jax", "torch")  # fmt: skip
+# run with TUNED set
+TUNED_VARIANTS = {"gen-tuned": "generated", "floor-tuned": "floor", "train-like": "gen-out"}
 #: glibc's malloc keeping what is freed: 256 MB thresholds, 64 MB of padding at the top
 TUNED = {"MALLOC_TRIM_THRESHOLD_": str(1 << 28), "MALLOC_MMAP_THRESHOLD_": str(1 << 28),
          "MALLOC_TOP_PAD_": str(1 << 26)}  # fmt: skip
