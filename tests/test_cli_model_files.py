@@ -77,8 +77,8 @@ def test_a_model_file_imports_its_neighbours(tmp_path, capsys):
         ("x = 1\n", r"defines no 'model'"),
         ("model = 3\n", r"must be a derive.Model .* got int"),
         ("def f(:\n", r"line 1: SyntaxError"),
-        ("import sys\nsys.exit(0)\n", r"exited \(code 0\)"),
-        ("raise ValueError('first\\nsecond')\n", r"line 1: ValueError: first$"),
+        ("import sys\nsys.exit(0)\nmodel = None\n", r"exited \(code 0\)"),
+        ("raise ValueError('first\\nsecond')\nmodel = None\n", r"line 1: ValueError: first$"),
     ],
 )
 def test_a_bad_model_file_is_one_line_naming_file_and_line(tmp_path, capsys, source, pattern):
@@ -96,3 +96,43 @@ def test_a_missing_model_file_and_options_that_do_not_apply(tmp_path, capsys):
     path.write_text("import derive\nmodel = derive.mlp([2, 1])\n")
     err = _one_line_error(capsys, ["derive", str(path), "--activation", "tanh"])
     assert "--activation does not apply to a model file" in err
+
+
+def test_a_file_that_surely_defines_no_model_is_refused_before_it_runs(tmp_path, capsys):
+    """A script (a training run, say) with no global ``model`` is not run to find that out:
+    the marker file it would write is not written. A ``model`` local to a function is not
+    the file's."""
+    marker = tmp_path / "ran.txt"
+    path = tmp_path / "script.py"
+    path.write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "def show(model):\n    for model in [model]:\n        print(model)\n"
+        "class Holder:\n    model = None\n"
+    )
+    err = _one_line_error(capsys, ["derive", str(path)])
+    assert "defines no 'model'" in err and str(path) in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import derive\nmodel, other = derive.mlp([2, 1]), 0\n",
+        "import derive\nfor model in [derive.mlp([2, 1])]:\n    pass\n",
+        "import derive\ndef make():\n    global model\n    model = derive.mlp([2, 1])\nmake()\n",
+        "import derive\nglobals()['model'] = derive.mlp([2, 1])\n",
+        "import derive\n[model := derive.mlp([2, 1])]\n",
+        "from helper_net import model\n",
+        "from helper_net import *\n",
+        "import derive\nfrom contextlib import nullcontext\n"
+        "with nullcontext(derive.mlp([2, 1])) as model:\n    pass\n",
+    ],
+    ids=["unpacked", "for", "global", "globals", "walrus", "import", "star", "with"],
+)
+def test_every_way_of_binding_model_runs_the_file(tmp_path, capsys, source):
+    (tmp_path / "helper_net.py").write_text("import derive\nmodel = derive.mlp([2, 1])\n")
+    path = tmp_path / "net.py"
+    path.write_text(source)
+    assert main(["derive", str(path)]) == 0, capsys.readouterr().err
+    assert "mlp:2-1" in capsys.readouterr().out

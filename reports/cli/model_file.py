@@ -37,12 +37,11 @@ def load_model(spec: str) -> Model:
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise BackpropInputError(f"model file {str(path)!r} {what}")
+    if not _may_bind_model(path):  # refused before the file runs (it may train for minutes)
+        raise BackpropInputError(_NO_MODEL.format(path=path))
     namespace = _run(path)
     if "model" not in namespace:
-        raise BackpropInputError(
-            f"{path} defines no 'model': assign the network to a variable named model, "
-            "e.g. model = derive.mlp([4, 3, 2])"
-        )
+        raise BackpropInputError(_NO_MODEL.format(path=path))
     model = namespace["model"]
     if type(model).__name__ == "TensorNetwork":
         raise TensorNetworkFile(path, model)
@@ -52,6 +51,69 @@ def load_model(spec: str) -> Model:
             f"derive.from_expr, ...), got {type(model).__name__}"
         )
     return model
+
+
+_NO_MODEL = (
+    "{path} defines no 'model': assign the network to a variable named model, "
+    "e.g. model = derive.mlp([4, 3, 2])"
+)
+#: what can bind a name without writing it: the file is run to see
+_DYNAMIC = {"exec", "eval", "globals", "vars", "setattr", "__import__", "locals"}
+
+
+def _may_bind_model(path: Path) -> bool:
+    """False only when the file's text surely binds no global ``model``: no assignment,
+    import, loop, ``with``, def or class of that name at module level (a function's own
+    names are its locals, unless declared ``global model``), no ``import *`` and no call
+    that binds names dynamically. Unparsable text is left to the run, which names its error."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return True
+    for node in ast.walk(tree):  # anywhere: these reach the module's names
+        if isinstance(node, ast.Global) and "model" in node.names:
+            return True
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "model"
+            and isinstance(node.ctx, ast.Store)
+        ):  # sys.modules[__name__].model = ...
+            return True
+        if isinstance(node, ast.Name | ast.Attribute) and _DYNAMIC & {
+            getattr(node, "id", None),
+            getattr(node, "attr", None),
+        }:
+            return True
+    return any(_binds_model(node) for node in _module_level(tree))
+
+
+def _module_level(tree):
+    """The module's nodes, not those inside a function or class body (their names are their
+    own); the def or class itself is given, for its name. Comprehensions are walked: a
+    name bound there at worst runs the file."""
+    import ast
+
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if node is tree or not isinstance(node, scopes):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _binds_model(node) -> bool:
+    import ast
+
+    if isinstance(node, ast.Name):
+        return node.id == "model" and isinstance(node.ctx, ast.Store)
+    if isinstance(node, ast.alias):  # import model, from m import x as model, import *
+        return (node.asname or node.name.split(".")[0]) == "model" or node.name == "*"
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.MatchAs):
+        return node.name == "model"
+    return False
 
 
 def _run(path: Path) -> dict:
