@@ -23,8 +23,9 @@ faults per call.
                   user's own loop gets from three environment variables and no code;
 * ``gen-out``     the same with ``out=``: the gradients written into arrays kept between
                   calls;
-* ``train-like``  ``out=`` with glibc keeping freed memory: what ``numeric.train`` does
-                  (``numeric.keep_freed_memory``, the same settings as ``TUNED``);
+* ``train-like``  ``out=`` with glibc keeping freed memory (``TUNED``); ``numeric.train``
+                  keeps freed memory (``numeric.keep_freed_memory``) and passes no ``out=``
+                  then, as ``gen-tuned`` runs, since this measured no faster;
 * ``jax``         ``jax.jit(jax.value_and_grad(cost))`` (XLA keeps its own buffers);
 * ``torch``       eager autograd on the CPU, when torch is installed.
 """
@@ -52,7 +53,9 @@ VARIANTS = ("floor", "floor-tuned", "jax-floor", "generated", "gen-tuned", "gen-
             "train-like", "jax", "torch")  # fmt: skip
 # run with TUNED set
 TUNED_VARIANTS = {"gen-tuned": "generated", "floor-tuned": "floor", "train-like": "gen-out"}
-#: glibc's malloc keeping what is freed: 256 MB thresholds, 64 MB of padding at the top
+#: glibc's malloc keeping what is freed, set at a child's start-up: numeric.keep_freed_memory's
+#: settings (256 MB thresholds, 64 MB of padding at the top; a test holds them equal). Not
+#: imported from numeric.memory: that imports NumPy before pin_threads can pin its threads.
 TUNED = {"MALLOC_TRIM_THRESHOLD_": str(1 << 28), "MALLOC_MMAP_THRESHOLD_": str(1 << 28),
          "MALLOC_TOP_PAD_": str(1 << 26)}  # fmt: skip
 

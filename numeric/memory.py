@@ -26,9 +26,11 @@ from derive.errors import BackpropInputError
 #: mallopt's parameter numbers (glibc's malloc.h)
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MB = 1 << 20
+#: the defaults: blocks under 256 MB kept, the heap grown 64 MB at a time
+THRESHOLD, TOP_PAD = 256 * MB, 64 * MB
 
 
-def keep_freed_memory(threshold: int = 256 * MB, top_pad: int = 64 * MB) -> bool:
+def keep_freed_memory(threshold: int = THRESHOLD, top_pad: int = TOP_PAD) -> bool:
     """Tell glibc's malloc to keep freed blocks below ``threshold`` bytes for reuse (and to
     grow the heap ``top_pad`` bytes at a time). True when it took effect; False where the C
     library is not glibc (macOS, Windows, musl), which changes nothing."""

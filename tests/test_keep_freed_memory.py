@@ -66,3 +66,14 @@ def test_train_keeps_freed_memory_unless_told_not_to(monkeypatch, keep):
     numeric.train(kernel, kernel.random_params(), X, Y, Adam(), epochs=1, progress=False,
                   keep_memory=keep)  # fmt: skip
     assert calls == ([1] if keep else [])
+
+
+def test_the_bench_tunes_glibc_as_keep_freed_memory_does():
+    from bench.fresh_process import TUNED
+    from numeric.memory import THRESHOLD, TOP_PAD
+
+    assert TUNED == {
+        "MALLOC_TRIM_THRESHOLD_": str(THRESHOLD),
+        "MALLOC_MMAP_THRESHOLD_": str(THRESHOLD),
+        "MALLOC_TOP_PAD_": str(TOP_PAD),
+    }

@@ -8,6 +8,7 @@ A file that fails says where in one line (``net.py, line 7: NameError: ...``); a
 
 from __future__ import annotations
 
+import ast
 import runpy
 import sys
 import traceback
@@ -66,8 +67,6 @@ def _may_bind_model(path: Path) -> bool:
     import, loop, ``with``, def or class of that name at module level (a function's own
     names are its locals, unless declared ``global model``), no ``import *`` and no call
     that binds names dynamically. Unparsable text is left to the run, which names its error."""
-    import ast
-
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError, ValueError):
@@ -93,8 +92,6 @@ def _module_level(tree):
     """The module's nodes, not those inside a function or class body (their names are their
     own); the def or class itself is given, for its name. Comprehensions are walked: a
     name bound there at worst runs the file."""
-    import ast
-
     scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     stack = [tree]
     while stack:
@@ -105,8 +102,6 @@ def _module_level(tree):
 
 
 def _binds_model(node) -> bool:
-    import ast
-
     if isinstance(node, ast.Name):
         return node.id == "model" and isinstance(node.ctx, ast.Store)
     if isinstance(node, ast.alias):  # import model, from m import x as model, import *
